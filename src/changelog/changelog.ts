@@ -1,0 +1,12 @@
+import type { OrderEvent } from '../events/envelope.js';
+
+/** The append-only record of every order change, written once per event id. */
+export interface ChangeLog {
+  /** Stores the events; an event already stored (same id) is left as it is. */
+  append(events: readonly OrderEvent[]): Promise<void>;
+  /** One order's events, oldest first. */
+  history(orderId: number): Promise<OrderEvent[]>;
+  close(): Promise<void>;
+}
+
+export const CHANGE_LOG_COLLECTION = 'order_changes';

@@ -1,0 +1,34 @@
+import type { OrderEvent } from '../events/envelope.js';
+
+/**
+ * A delivery handed to a consumer. The consumer calls `ack` once it has made the event durable
+ * (or decided to drop it); `nack` asks for redelivery later.
+ */
+export interface Delivery {
+  readonly event: OrderEvent;
+  /** The raw JSON body as received, so fan-out code need not serialize again. */
+  readonly body: Buffer;
+  readonly redelivered: boolean;
+  ack(): void;
+  nack(): void;
+}
+
+export interface ConsumerOptions {
+  /** Durable, shared queues survive restarts and are shared by every instance (competing consumers); otherwise the queue belongs to this process alone. */
+  readonly durable: boolean;
+  /** Queue name; required for durable queues. */
+  readonly queue?: string;
+  /** Unacknowledged deliveries allowed in flight. */
+  readonly prefetch: number;
+}
+
+export type BrokerState = 'up' | 'down' | 'connecting';
+
+export interface Broker {
+  /** Publishes every event, in order; resolves only when the broker has confirmed all of them. */
+  publish(events: readonly OrderEvent[]): Promise<void>;
+  /** Starts consuming; deliveries for one order arrive in publish order. */
+  consume(options: ConsumerOptions, handler: (delivery: Delivery) => Promise<void> | void): Promise<void>;
+  state(): BrokerState;
+  close(): Promise<void>;
+}
