@@ -1,0 +1,69 @@
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import fastifyWebsocket from '@fastify/websocket';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Drizzle } from './db/client.js';
+import { Problem } from './errors.js';
+import { Order, OrderEvent } from './events/envelope.js';
+import { installAuth } from './http/auth.js';
+import { healthRoutes, type ReadinessCheck } from './http/health.js';
+import { installErrorHandling } from './http/problems.js';
+import { installValidators } from './http/validation.js';
+import type { NotificationHub } from './notifications/hub.js';
+import { notificationRoutes } from './notifications/routes.js';
+import { orderRoutes } from './orders/routes.js';
+import type { OrderService } from './orders/service.js';
+import { Product } from './products/schemas.js';
+import { productRoutes } from './products/routes.js';
+
+export interface AppDeps {
+  logger: FastifyServerOptions['logger'] | FastifyServerOptions['loggerInstance'];
+  apiKeys: readonly string[];
+  /** The order and catalog API, in processes that serve it. */
+  api?: { orders: OrderService; catalog: Drizzle };
+  /** The WebSocket side, in processes that notify. */
+  notifications?: { hub: NotificationHub; replayAfter: (eventId: string) => Promise<OrderEvent[] | undefined> };
+  readiness: Record<string, ReadinessCheck>;
+}
+
+/** Wires the HTTP parts; it opens nothing itself, so tests build it around whatever they need. */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const logging = deps.logger && typeof deps.logger === 'object' && 'child' in deps.logger ? { loggerInstance: deps.logger } : { logger: deps.logger };
+  const app = Fastify({
+    ...logging,
+    ignoreTrailingSlash: true,
+    bodyLimit: 64 * 1024,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    requestTimeout: 30_000,
+    disableRequestLogging: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  installValidators(app);
+  installErrorHandling(app);
+  installAuth(app, deps.apiKeys);
+  for (const schema of [Problem, Order, OrderEvent, Product]) app.addSchema(schema);
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: { title: 'Order Processing Service', version: '1.0.0', description: 'Orders in PostgreSQL; every change published to RabbitMQ, logged in MongoDB and pushed over WebSocket.' },
+      components: deps.apiKeys.length ? { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } } : {},
+      security: deps.apiKeys.length ? [{ bearer: [] }] : [],
+    },
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
+
+  await app.register(healthRoutes, { checks: deps.readiness });
+  if (deps.api) {
+    await app.register(orderRoutes, { orders: deps.api.orders });
+    await app.register(productRoutes, { db: deps.api.catalog });
+  }
+  if (deps.notifications) {
+    await app.register(fastifyWebsocket, { options: { maxPayload: 4096 } });
+    await app.register(notificationRoutes, deps.notifications);
+  }
+  return app;
+}

@@ -1,0 +1,33 @@
+import dotenv from 'dotenv';
+import { ConfigError, loadConfig } from './config.js';
+import { openDatabase } from './db/client.js';
+import { migrate } from './db/migrate.js';
+import { seedDemoCatalog } from './products/repository.js';
+
+const COMMANDS = ['migrate', 'seed'] as const;
+
+/** Operator commands: `migrate` brings the schema up to date; `seed` loads the demo catalog. */
+async function main(command: string | undefined): Promise<void> {
+  if (!COMMANDS.includes(command as (typeof COMMANDS)[number])) {
+    throw new ConfigError(`usage: cli <${COMMANDS.join('|')}>`);
+  }
+  dotenv.config({ quiet: true });
+  const config = loadConfig(process.env);
+  const db = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolSize: 2 });
+  try {
+    await migrate(db);
+    if (command === 'seed') {
+      const added = await seedDemoCatalog(db.drizzle);
+      process.stdout.write(`demo catalog: ${added} product(s) added\n`);
+    } else {
+      process.stdout.write(`schema is up to date (${db.kind})\n`);
+    }
+  } finally {
+    await db.close();
+  }
+}
+
+main(process.argv[2]).catch((error: unknown) => {
+  console.error(error instanceof ConfigError ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,87 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+export const ROLES = ['all', 'api', 'notifier', 'changelog'] as const;
+export type Role = (typeof ROLES)[number];
+
+const Int = (min: number, max: number, def: number, description: string) =>
+  Type.Integer({ minimum: min, maximum: max, default: def, description });
+
+/** Every setting the service reads, with its default. The README's configuration table mirrors this. */
+const Env = Type.Object({
+  ROLE: Type.Union(ROLES.map((r) => Type.Literal(r)), { default: 'all', description: 'which parts this process runs' }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1', description: 'address to listen on' }),
+  PORT: Int(0, 65535, 8001, 'port to listen on'),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  API_KEYS: Type.Optional(Type.String({ description: 'comma-separated bearer keys; unset = open (loopback only)' })),
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'PostgreSQL; unset = embedded PGlite in DATA_DIR' })),
+  DATABASE_USER: Type.Optional(Type.String({ minLength: 1 })),
+  DATABASE_PASSWORD: Type.Optional(Type.String()),
+  DATABASE_HOST: Type.Optional(Type.String({ minLength: 1 })),
+  DATABASE_NAME: Type.Optional(Type.String({ minLength: 1 })),
+  DATABASE_PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+  DATABASE_POOL_SIZE: Int(1, 1000, 20, 'PostgreSQL connections per process'),
+  DATA_DIR: Type.String({ minLength: 1, default: './data', description: 'where the embedded database keeps its files' }),
+  RABBITMQ_URL: Type.Optional(Type.String({ pattern: '^amqps?://', description: 'RabbitMQ; unset = in-process broker' })),
+  MONGODB_URL: Type.Optional(Type.String({ pattern: '^mongodb(\\+srv)?://', description: 'MongoDB; unset = change log kept in the database' })),
+  MONGODB_DB: Type.String({ minLength: 1, default: 'order_service' }),
+  OUTBOX_SWEEP_MS: Int(50, 3_600_000, 1000, 'how often the relay looks for events it was not woken for'),
+  OUTBOX_RETENTION_HOURS: Int(1, 24 * 365, 72, 'how long shipped events stay for WebSocket resume'),
+  IDEMPOTENCY_TTL_HOURS: Int(1, 24 * 365, 24, 'how long an Idempotency-Key is remembered'),
+  WS_PING_INTERVAL_MS: Int(100, 3_600_000, 30_000, 'keep-alive ping period'),
+  WS_MAX_BUFFERED_BYTES: Int(1024, 1 << 30, 1 << 20, 'send buffer past which a slow client is disconnected'),
+  SHUTDOWN_TIMEOUT_MS: Int(100, 600_000, 10_000, 'longest wait for in-flight work on SIGTERM'),
+});
+
+export type Config = Omit<Static<typeof Env>, `DATABASE_${'USER' | 'PASSWORD' | 'HOST' | 'NAME' | 'PORT'}`> & {
+  apiKeys: string[];
+};
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|\[::1\]|localhost)$/;
+
+/** Parses settings from an environment (process.env plus .env, loaded by the caller) once, at start-up. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(Env.properties)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  const converted = Value.Convert(Env, Value.Default(Env, raw));
+  const firstError = Value.Errors(Env, converted).First();
+  if (firstError) {
+    const key = firstError.path.replace(/^\//, '').split('/')[0] ?? '';
+    const shown = key.includes('PASSWORD') || key === 'API_KEYS' ? '(hidden)' : JSON.stringify(raw[key]);
+    throw new ConfigError(`invalid setting ${key}=${shown}: ${firstError.message}`);
+  }
+  const parsed = converted as Static<typeof Env>;
+  const { DATABASE_USER: _u, DATABASE_PASSWORD: _p, DATABASE_HOST: _h, DATABASE_NAME: _n, DATABASE_PORT: _o, ...rest } = parsed;
+  const config: Config = {
+    ...rest,
+    DATABASE_URL: rest.DATABASE_URL ?? databaseUrlFromParts(parsed),
+    apiKeys: (rest.API_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean),
+  };
+  if (config.apiKeys.length === 0 && !LOOPBACK.test(config.HOST)) {
+    throw new ConfigError(
+      `refusing to listen on HOST=${config.HOST} without API_KEYS: set API_KEYS to require bearer keys, or listen on 127.0.0.1`,
+    );
+  }
+  if (config.ROLE !== 'all' && (!config.DATABASE_URL || !config.RABBITMQ_URL)) {
+    throw new ConfigError(
+      `ROLE=${config.ROLE} runs beside other processes, so it needs a shared DATABASE_URL and RABBITMQ_URL; the embedded database and broker live inside one process (ROLE=all)`,
+    );
+  }
+  return config;
+}
+
+/** The original service's DATABASE_USER/PASSWORD/HOST/NAME/PORT, used when DATABASE_URL is unset. */
+function databaseUrlFromParts(env: Static<typeof Env>): string | undefined {
+  if (!env.DATABASE_HOST && !env.DATABASE_NAME && !env.DATABASE_USER) return undefined;
+  const missing = (['DATABASE_HOST', 'DATABASE_NAME', 'DATABASE_USER'] as const).filter((k) => !env[k]);
+  if (missing.length > 0) throw new ConfigError(`invalid setting ${missing[0]}: required when any DATABASE_* part is set`);
+  const auth = encodeURIComponent(env.DATABASE_USER!) + (env.DATABASE_PASSWORD ? `:${encodeURIComponent(env.DATABASE_PASSWORD)}` : '');
+  return `postgres://${auth}@${env.DATABASE_HOST}:${env.DATABASE_PORT ?? 5432}/${encodeURIComponent(env.DATABASE_NAME!)}`;
+}

@@ -1,0 +1,99 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import pg from 'pg';
+import * as schema from './schema.js';
+
+export type Drizzle = PgDatabase<PgQueryResultHKT, typeof schema>;
+
+/** What a statement runs on: the database itself, or one transaction. */
+export interface Queryable {
+  /** Runs one statement; `name` makes it a prepared statement on PostgreSQL (hot paths only). */
+  query<T>(text: string, params?: readonly unknown[], name?: string): Promise<T[]>;
+}
+
+export interface Database extends Queryable {
+  readonly kind: 'pglite' | 'postgres';
+  readonly drizzle: Drizzle;
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  /** PostgreSQL; when absent, PGlite keeps its files in `dataDir` (in memory when that is absent or ':memory:'). */
+  url?: string;
+  dataDir?: string;
+  poolSize?: number;
+}
+
+const INT8 = 20;
+// Ids stay well below 2^53; callers get numbers, as PGlite returns them.
+const pgTypes = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  return options.url ? openPostgres(options.url, options.poolSize ?? 20) : openPglite(options.dataDir);
+}
+
+async function openPglite(dataDir: string | undefined): Promise<Database> {
+  let dir: string | undefined;
+  if (dataDir && dataDir !== ':memory:') {
+    dir = path.resolve(dataDir, 'pglite');
+    mkdirSync(dir, { recursive: true });
+  }
+  const client = await PGlite.create(dir);
+  const run: Queryable['query'] = async <T>(text: string, params: readonly unknown[] = []) =>
+    (await client.query<T>(text, params as unknown[])).rows;
+  return {
+    kind: 'pglite',
+    drizzle: drizzlePglite(client, { schema }) as unknown as Drizzle,
+    query: run,
+    transaction: (fn) =>
+      client.transaction((tx) => fn({ query: async <T>(text: string, params: readonly unknown[] = []) => (await tx.query<T>(text, params as unknown[])).rows })),
+    ping: async () => {
+      await client.query('SELECT 1');
+    },
+    close: () => client.close(),
+  };
+}
+
+async function openPostgres(url: string, poolSize: number): Promise<Database> {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, types: pgTypes, connectionTimeoutMillis: 5000 });
+  // An idle client that loses its server must not take the process down with it.
+  pool.on('error', () => undefined);
+  const onClient = (client: pg.PoolClient | pg.Pool): Queryable => ({
+    query: async <T>(text: string, params: readonly unknown[] = [], name?: string) =>
+      (await client.query<T & pg.QueryResultRow>({ text, values: params as unknown[], ...(name ? { name } : {}) })).rows as T[],
+  });
+  const db: Database = {
+    kind: 'postgres',
+    drizzle: drizzlePg(pool, { schema }) as unknown as Drizzle,
+    ...onClient(pool),
+    async transaction(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await fn(onClient(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      } finally {
+        client.release();
+      }
+    },
+    ping: async () => {
+      await pool.query('SELECT 1');
+    },
+    close: () => pool.end(),
+  };
+  await db.ping();
+  return db;
+}

@@ -1,0 +1,32 @@
+import { fileURLToPath } from 'node:url';
+import { drizzle } from 'drizzle-orm/node-postgres';
+import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
+import type { PgliteDatabase } from 'drizzle-orm/pglite';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import type pg from 'pg';
+import type { Database } from './client.js';
+
+const migrationsFolder = fileURLToPath(new URL('./migrations', import.meta.url));
+// Any constant will do; every instance must agree on it.
+const MIGRATION_LOCK = 7_340_112;
+
+/**
+ * Brings the schema up to date. On PostgreSQL an advisory lock serialises instances that start
+ * together: the second waits, then finds nothing left to do.
+ */
+export async function migrate(db: Database): Promise<void> {
+  if (db.kind === 'pglite') {
+    await migratePglite(db.drizzle as unknown as PgliteDatabase, { migrationsFolder });
+    return;
+  }
+  // The lock must be held on the connection the migrator uses, so take a dedicated one.
+  const pool = (db.drizzle as unknown as { $client: pg.Pool }).$client;
+  const client = await pool.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    await migratePg(drizzle(client), { migrationsFolder });
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
+    client.release();
+  }
+}

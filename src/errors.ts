@@ -1,0 +1,70 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+/** Every error the API can answer with: a stable code, its HTTP status and a title. */
+export const ERRORS = {
+  validation_failed: { status: 422, title: 'The request is not valid' },
+  malformed_json: { status: 422, title: 'The body is not valid JSON' },
+  unknown_product: { status: 422, title: 'The product does not exist' },
+  idempotency_key_reused: { status: 422, title: 'The Idempotency-Key was used with a different request' },
+  unauthorized: { status: 401, title: 'A valid bearer key is required' },
+  order_not_found: { status: 404, title: 'The order does not exist' },
+  product_not_found: { status: 404, title: 'The product does not exist' },
+  route_not_found: { status: 404, title: 'No such route' },
+  insufficient_stock: { status: 409, title: 'Not enough stock' },
+  invalid_transition: { status: 409, title: 'The order cannot move to that status' },
+  concurrent_update: { status: 409, title: 'The order changed while this request ran; retry it' },
+  idempotency_request_in_progress: { status: 409, title: 'A request with this Idempotency-Key is still running' },
+  payload_too_large: { status: 413, title: 'The body is too large' },
+  unsupported_media_type: { status: 415, title: 'The body must be application/json' },
+  service_unavailable: { status: 503, title: 'A service this request needs is unavailable' },
+  internal_error: { status: 500, title: 'Internal error' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+export class ApiError extends Error {
+  override name = 'ApiError';
+  constructor(
+    readonly code: ErrorCode,
+    readonly detail: string,
+    readonly errors?: FieldError[],
+  ) {
+    super(detail);
+  }
+
+  get status(): number {
+    return ERRORS[this.code].status;
+  }
+}
+
+export const Problem = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String(),
+    code: Type.String(),
+    instance: Type.Optional(Type.String()),
+    errors: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
+  },
+  { $id: 'Problem', description: 'RFC 9457 problem details' },
+);
+export type Problem = Static<typeof Problem>;
+
+export function toProblem(error: ApiError, instance?: string): Problem {
+  const { status, title } = ERRORS[error.code];
+  return {
+    type: `urn:order-service:problem:${error.code}`,
+    title,
+    status,
+    detail: error.detail,
+    code: error.code,
+    ...(instance ? { instance } : {}),
+    ...(error.errors ? { errors: error.errors } : {}),
+  };
+}

@@ -1,0 +1,57 @@
+import Ajv, { type ErrorObject } from 'ajv';
+import addFormats from 'ajv-formats';
+import type { FastifyInstance, FastifySchema, preValidationHookHandler } from 'fastify';
+import type { FieldError } from '../errors.js';
+
+/**
+ * Bodies are checked strictly (no type coercion, unknown fields refused); the URL's strings are
+ * coerced to the numbers their schemas ask for.
+ */
+export function installValidators(app: FastifyInstance): void {
+  const common = { allErrors: true, useDefaults: true, multipleOfPrecision: 9, strict: false } as const;
+  const body = addFormats.default(new Ajv.default({ ...common, coerceTypes: false, removeAdditional: false }));
+  const url = addFormats.default(new Ajv.default({ ...common, coerceTypes: true, removeAdditional: false }));
+  for (const ajv of [body, url]) ajv.addKeyword('example');
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? body : url).compile(schema as FastifySchema));
+}
+
+/** One entry per bad field, named as the client wrote it. */
+export function fieldErrors(errors: ErrorObject[], context: string): FieldError[] {
+  const byField = new Map<string, string>();
+  for (const e of errors) {
+    let field = e.instancePath.replace(/^\//, '').replaceAll('/', '.');
+    let message = e.message ?? 'is invalid';
+    if (e.keyword === 'required') {
+      field = join(field, String(e.params.missingProperty));
+      message = 'is required';
+    } else if (e.keyword === 'additionalProperties') {
+      field = join(field, String(e.params.additionalProperty));
+      message = 'is not a known field';
+    } else if (e.keyword === 'enum') {
+      message = `must be one of ${(e.params.allowedValues as unknown[]).join(', ')}`;
+    } else if (e.keyword === 'pattern') {
+      message = 'contains characters that are not allowed';
+    } else if (e.keyword === 'format') {
+      message = `must be a valid ${String(e.params.format)}`;
+    }
+    const name = field || context;
+    if (!byField.has(name)) byField.set(name, message);
+  }
+  return [...byField].map(([field, message]) => ({ field, message }));
+}
+
+const join = (path: string, name: string) => (path ? `${path}.${name}` : name);
+
+/** Trims the named top-level string fields before validation, so length limits apply to what is kept. */
+export function trimFields(...names: string[]): preValidationHookHandler {
+  return (request, _reply, done) => {
+    const body = request.body as Record<string, unknown> | null;
+    if (body && typeof body === 'object' && !Array.isArray(body)) {
+      for (const name of names) {
+        const value = body[name];
+        if (typeof value === 'string') body[name] = value.trim();
+      }
+    }
+    done();
+  };
+}

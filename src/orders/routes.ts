@@ -1,0 +1,73 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { Problem } from '../errors.js';
+import { Order } from '../events/envelope.js';
+import { sendRawJson } from '../http/raw-json.js';
+import { trimFields } from '../http/validation.js';
+import type { OrderService } from './service.js';
+import { ChangeStatusBody, CreateOrderBody, IdempotencyKeyHeader, ListOrdersQuery, OrderHistory, OrderPage, OrderParams } from './schemas.js';
+
+const problem = Type.Ref(Problem);
+
+export const orderRoutes: FastifyPluginAsyncTypebox<{ orders: OrderService }> = async (app, { orders }) => {
+  app.post(
+    '/orders',
+    {
+      preValidation: trimFields('client_name'),
+      schema: {
+        tags: ['orders'],
+        summary: 'Create an order',
+        description: 'Prices the order from the catalog and reserves stock atomically. Send an Idempotency-Key to retry safely.',
+        headers: IdempotencyKeyHeader,
+        body: CreateOrderBody,
+        response: { 201: Type.Ref(Order), 409: problem, 422: problem },
+      },
+    },
+    async (request, reply) => {
+      const key = request.headers['idempotency-key'];
+      const outcome = await orders.createOrder(request.body, key === undefined ? undefined : `${request.principal}:${key}`);
+      if (outcome.orderId) reply.header('location', `/orders/${outcome.orderId}`);
+      if (outcome.replayed) reply.header('idempotent-replayed', 'true');
+      return outcome.status < 300
+        ? sendRawJson(reply, outcome.status, outcome.body)
+        : sendRawJson(reply, outcome.status, outcome.body, 'application/problem+json');
+    },
+  );
+
+  app.get(
+    '/orders',
+    { schema: { tags: ['orders'], summary: 'Find orders, newest first', querystring: ListOrdersQuery, response: { 200: OrderPage, 422: problem } } },
+    async (request, reply) => {
+      const page = await orders.listOrders(request.query);
+      const cursor = page.nextCursor === null ? 'null' : JSON.stringify(page.nextCursor);
+      return sendRawJson(reply, 200, `{"items":[${page.items.join(',')}],"next_cursor":${cursor}}`);
+    },
+  );
+
+  app.get(
+    '/orders/:id',
+    { schema: { tags: ['orders'], summary: 'Read an order', params: OrderParams, response: { 200: Type.Ref(Order), 404: problem } } },
+    async (request, reply) => sendRawJson(reply, 200, await orders.getOrder(request.params.id)),
+  );
+
+  app.patch(
+    '/orders/:id',
+    {
+      schema: {
+        tags: ['orders'],
+        summary: 'Change an order status',
+        description: 'Pending → Confirmed → Shipped → Delivered; Pending or Confirmed → Cancelled (returns the stock). Anything else is 409.',
+        params: OrderParams,
+        body: ChangeStatusBody,
+        response: { 200: Type.Ref(Order), 404: problem, 409: problem, 422: problem },
+      },
+    },
+    async (request, reply) => sendRawJson(reply, 200, await orders.changeOrderStatus(request.params.id, request.body.status)),
+  );
+
+  app.get(
+    '/orders/:id/history',
+    { schema: { tags: ['orders'], summary: "An order's events, oldest first", params: OrderParams, response: { 200: OrderHistory, 404: problem } } },
+    async (request) => orders.orderHistory(request.params.id),
+  );
+};

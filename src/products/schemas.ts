@@ -1,0 +1,42 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+const PRINTABLE = '^[^\\u0000-\\u001f\\u007f]*$';
+
+export const Price = Type.Number({
+  minimum: 0,
+  maximum: 99_999_999.99,
+  multipleOf: 0.01,
+  description: 'in the currency unit, at most two decimals',
+});
+/** `null` means unlimited. */
+export const Stock = Type.Union([Type.Integer({ minimum: 0, maximum: 2_147_483_647 }), Type.Null()]);
+
+export const Product = Type.Object(
+  { id: Type.Integer(), name: Type.String(), price: Type.Number(), stock: Stock },
+  { $id: 'Product' },
+);
+export type Product = Static<typeof Product>;
+
+const Name = Type.String({ minLength: 1, maxLength: 200, pattern: PRINTABLE, description: 'trimmed before it is checked' });
+
+export const CreateProductBody = Type.Object(
+  { name: Name, price: Price, stock: Type.Optional(Stock) },
+  { additionalProperties: false, examples: [{ name: 'Gadget', price: 25.5, stock: 100 }] },
+);
+export type CreateProductBody = Static<typeof CreateProductBody>;
+
+export const UpdateProductBody = Type.Object(
+  { name: Type.Optional(Name), price: Type.Optional(Price), stock: Type.Optional(Stock) },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type UpdateProductBody = Static<typeof UpdateProductBody>;
+
+export const ProductParams = Type.Object({ id: Type.Integer({ minimum: 1, maximum: 2_147_483_647 }) });
+
+export const ListProductsQuery = Type.Object({
+  limit: Type.Integer({ minimum: 1, maximum: 200, default: 100 }),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+});
+export type ListProductsQuery = Static<typeof ListProductsQuery>;
+
+export const ProductPage = Type.Object({ items: Type.Array(Type.Ref(Product)), next_cursor: Type.Union([Type.String(), Type.Null()]) });

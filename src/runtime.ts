@@ -1,0 +1,144 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { buildApp } from './app.js';
+import type { ChangeLog } from './changelog/changelog.js';
+import { createEmbeddedChangeLog } from './changelog/embedded.js';
+import { createMongoChangeLog } from './changelog/mongodb.js';
+import { CHANGE_LOG_QUEUE, startChangeLogWriter } from './changelog/writer.js';
+import type { Config } from './config.js';
+import { openDatabase, type Database } from './db/client.js';
+import { migrate } from './db/migrate.js';
+import type { ReadinessCheck } from './http/health.js';
+import type { Broker } from './messaging/broker.js';
+import { createInProcessBroker } from './messaging/in-process.js';
+import { createRabbitMqBroker } from './messaging/rabbitmq.js';
+import { createNotificationHub, type NotificationHub } from './notifications/hub.js';
+import { deleteExpiredKeys } from './orders/idempotency.js';
+import { createOrderService } from './orders/service.js';
+import { seedDemoCatalog } from './products/repository.js';
+import { deleteShippedBefore, eventsAfter } from './outbox/store.js';
+import { startOutboxRelay, type OutboxRelay } from './outbox/relay.js';
+
+export interface Service {
+  readonly app: FastifyInstance;
+  readonly db: Database;
+  readonly broker: Broker;
+  readonly relay?: OutboxRelay;
+  readonly hub?: NotificationHub;
+  /** Stops taking work, finishes what is in flight, and closes every connection. */
+  stop(): Promise<void>;
+}
+
+export interface ServiceOptions {
+  logger: FastifyBaseLogger;
+  now?: () => Date;
+  newId?: () => string;
+  /** Topology names, so tests sharing one RabbitMQ stay apart. */
+  exchange?: string;
+  changeLogQueue?: string;
+}
+
+const MAINTENANCE_MS = 15 * 60_000;
+const REPLAY_LIMIT = 10_000;
+
+/** Opens what the configured role needs and wires it together; server.ts only adds a port and signals. */
+export async function startService(config: Config, options: ServiceOptions): Promise<Service> {
+  const { logger } = options;
+  const runs = (role: Config['ROLE']) => config.ROLE === 'all' || config.ROLE === role;
+  const closers: (() => Promise<void>)[] = [];
+  const closeAll = async () => {
+    for (const close of closers.reverse()) await close().catch((err: unknown) => logger.warn({ err }, 'error while closing'));
+  };
+
+  try {
+    const db = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolSize: config.DATABASE_POOL_SIZE });
+    closers.push(() => db.close());
+    await migrate(db);
+    if (!config.DATABASE_URL) await seedIfEmpty(db);
+
+    let changeLog: ChangeLog | undefined;
+    if (runs('changelog') || runs('api')) {
+      changeLog = config.MONGODB_URL
+        ? await createMongoChangeLog({ url: config.MONGODB_URL, database: config.MONGODB_DB })
+        : createEmbeddedChangeLog(db);
+      closers.push(() => changeLog!.close());
+    }
+
+    const broker = config.RABBITMQ_URL
+      ? createRabbitMqBroker({ url: config.RABBITMQ_URL, logger, ...(options.exchange ? { exchange: options.exchange } : {}) })
+      : createInProcessBroker();
+    closers.push(() => broker.close());
+    // The durable consumer exists before the relay publishes, so the in-process broker holds events for it.
+    if (runs('changelog')) {
+      await startChangeLogWriter({ broker, changeLog: changeLog!, logger, queue: options.changeLogQueue ?? CHANGE_LOG_QUEUE });
+    }
+
+    let hub: NotificationHub | undefined;
+    if (runs('notifier')) {
+      hub = createNotificationHub({ pingIntervalMs: config.WS_PING_INTERVAL_MS, maxBufferedBytes: config.WS_MAX_BUFFERED_BYTES });
+      const notifier = hub;
+      closers.push(async () => notifier.close());
+      await broker.consume({ durable: false, prefetch: 1024 }, (delivery) => {
+        notifier.broadcast(delivery.event, delivery.body);
+        delivery.ack();
+      });
+    }
+
+    let relay: OutboxRelay | undefined;
+    if (runs('api')) {
+      relay = startOutboxRelay({ db, broker, logger, sweepMs: config.OUTBOX_SWEEP_MS });
+      const outboxRelay = relay;
+      closers.push(() => outboxRelay.stop());
+      const maintenance = setInterval(() => void maintain(db, config, logger), MAINTENANCE_MS);
+      maintenance.unref();
+      closers.push(async () => clearInterval(maintenance));
+    }
+
+    const readiness: Record<string, ReadinessCheck> = {
+      database: { critical: true, check: async () => (await db.ping(), 'up') },
+      broker: { critical: false, check: () => broker.state() },
+    };
+    const app = await buildApp({
+      logger,
+      apiKeys: config.apiKeys,
+      readiness,
+      ...(relay && changeLog
+        ? {
+            api: {
+              catalog: db.drizzle,
+              orders: createOrderService({
+                db,
+                now: options.now ?? (() => new Date()),
+                newId: options.newId ?? randomUUID,
+                eventsWritten: relay.wake,
+                history: (id) => changeLog.history(id),
+              }),
+            },
+          }
+        : {}),
+      ...(hub ? { notifications: { hub, replayAfter: (id: string) => eventsAfter(db, id, REPLAY_LIMIT) } } : {}),
+    });
+    // The app closes first: no new requests, in-flight ones finish, then the parts behind them close.
+    closers.push(() => app.close());
+
+    return { app, db, broker, ...(relay ? { relay } : {}), ...(hub ? { hub } : {}), stop: closeAll };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+async function seedIfEmpty(db: Database): Promise<void> {
+  const [row] = await db.query<{ empty: boolean }>('SELECT NOT EXISTS (SELECT 1 FROM products) AS empty');
+  if (row?.empty) await seedDemoCatalog(db.drizzle);
+}
+
+async function maintain(db: Database, config: Config, logger: FastifyBaseLogger): Promise<void> {
+  try {
+    const events = await deleteShippedBefore(db, config.OUTBOX_RETENTION_HOURS);
+    const keys = await deleteExpiredKeys(db, config.IDEMPOTENCY_TTL_HOURS);
+    if (events || keys) logger.info({ events, keys }, 'removed shipped events and expired idempotency keys');
+  } catch (err) {
+    logger.warn({ err }, 'maintenance failed; will try again');
+  }
+}

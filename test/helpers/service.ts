@@ -1,0 +1,48 @@
+import { randomUUID } from 'node:crypto';
+import { pino } from 'pino';
+import { loadConfig } from '../../src/config.js';
+import { seedDemoCatalog } from '../../src/products/repository.js';
+import { startService, type Service } from '../../src/runtime.js';
+import { createTestDatabase, type DatabaseKind, type TestDatabase } from './databases.js';
+
+export interface TestService extends Service {
+  database: TestDatabase;
+  /** Stops the service and drops its database. */
+  close(): Promise<void>;
+}
+
+export interface TestServiceOptions {
+  database: DatabaseKind;
+  /** Real RabbitMQ URL; the in-process broker when absent. */
+  rabbitmqUrl?: string;
+  env?: Record<string, string>;
+}
+
+/** The whole service as `npm start` wires it, on a fresh database, with a unique broker topology. */
+export async function startTestService(options: TestServiceOptions): Promise<TestService> {
+  const database = await createTestDatabase(options.database);
+  const suffix = randomUUID().slice(0, 8);
+  const config = loadConfig({
+    DATA_DIR: ':memory:',
+    LOG_LEVEL: 'silent',
+    OUTBOX_SWEEP_MS: '200',
+    ...(database.url ? { DATABASE_URL: database.url } : {}),
+    ...(options.rabbitmqUrl ? { RABBITMQ_URL: options.rabbitmqUrl } : {}),
+    ...options.env,
+  });
+  const service = await startService(config, {
+    logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    exchange: `orders.test.${suffix}`,
+    changeLogQueue: `orders.changelog.test.${suffix}`,
+  });
+  // PGlite seeds itself; a real database gets the demo catalog as an operator would load it.
+  if (database.url) await seedDemoCatalog(service.db.drizzle);
+  return {
+    ...service,
+    database,
+    async close() {
+      await service.stop();
+      await database.drop();
+    },
+  };
+}
