@@ -1,0 +1,175 @@
+import fastifyWebsocket from '@fastify/websocket';
+import Fastify from 'fastify';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import net, { type AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import WebSocket, { type ClientOptions } from 'ws';
+import type { OrderEvent } from '../../src/events/envelope.js';
+import { installErrorHandling } from '../../src/http/problems.js';
+import { installValidators } from '../../src/http/validation.js';
+import type { ReplayAfter } from '../../src/notifications/catch-up.js';
+import { createNotificationHub, type NotificationHub, type NotificationHubOptions } from '../../src/notifications/hub.js';
+import { notificationRoutes, notificationSocketErrorHandler } from '../../src/notifications/routes.js';
+
+export interface Notifier {
+  hub: NotificationHub;
+  port: number;
+  url(query?: Record<string, string | number>): string;
+  close(): Promise<void>;
+}
+
+/** The notification side as the app wires it: validators, problem answers, @fastify/websocket, the routes. */
+export async function startNotifier(options: { hub?: NotificationHubOptions; replayAfter?: ReplayAfter } = {}): Promise<Notifier> {
+  const app = Fastify({ logger: false });
+  installValidators(app);
+  installErrorHandling(app);
+  await app.register(fastifyWebsocket, { options: { maxPayload: 4096 }, errorHandler: notificationSocketErrorHandler });
+  const hub = createNotificationHub(options.hub);
+  await app.register(notificationRoutes, { hub, replayAfter: options.replayAfter ?? (async () => []) });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as AddressInfo;
+  return {
+    hub,
+    port,
+    url: (query = {}) => {
+      const search = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)]));
+      return `ws://127.0.0.1:${port}/ws/notifications${search.size ? `?${search}` : ''}`;
+    },
+    close: async () => {
+      await hub.close();
+      await app.close();
+    },
+  };
+}
+
+export interface TestClient {
+  ws: WebSocket;
+  /** Every text frame, parsed, in arrival order. */
+  events: OrderEvent[];
+  texts: string[];
+  binaryFrames: number;
+  closed: Promise<{ code: number; reason: string }>;
+  waitForEvents(count: number, timeoutMs?: number): Promise<OrderEvent[]>;
+}
+
+export async function connect(url: string, options?: ClientOptions): Promise<TestClient> {
+  const ws = new WebSocket(url, options);
+  const client: TestClient = {
+    ws,
+    events: [],
+    texts: [],
+    binaryFrames: 0,
+    closed: new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() }))),
+    waitForEvents: async (count, timeoutMs = 5000) => {
+      await waitFor(() => client.events.length >= count, timeoutMs, `${count} events (got ${client.events.length})`);
+      return client.events;
+    },
+  };
+  ws.on('message', (data: Buffer, isBinary) => {
+    if (isBinary) {
+      client.binaryFrames += 1;
+      return;
+    }
+    client.texts.push(data.toString());
+    client.events.push(JSON.parse(data.toString()) as OrderEvent);
+  });
+  ws.on('error', () => {});
+  await once(ws, 'open');
+  return client;
+}
+
+/** What the server answers to an upgrade it refuses. */
+export function refusedUpgrade(url: string): Promise<{ status: number; contentType: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.on('open', () => reject(new Error('the upgrade was accepted')));
+    ws.on('error', reject);
+    ws.on('unexpected-response', (_request, response) => {
+      let body = '';
+      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, contentType: String(response.headers['content-type']), body }));
+    });
+  });
+}
+
+/** A client that completes the handshake by hand, then never reads again. */
+export async function rawClient(port: number, path = '/ws/notifications'): Promise<net.Socket> {
+  const socket = net.connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  socket.write(
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+  );
+  const [head] = (await once(socket, 'data')) as [Buffer];
+  if (!head.toString().startsWith('HTTP/1.1 101')) throw new Error(`upgrade refused: ${head.toString().split('\r\n')[0]}`);
+  socket.pause();
+  socket.on('error', () => {});
+  return socket;
+}
+
+export async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+export interface EventSpec {
+  orderId?: number;
+  sequence?: number;
+  email?: string;
+  /** Extra characters in client_name, to make large events. */
+  padding?: number;
+}
+
+export function makeEvent({ orderId = 1, sequence = 1, email = 'john.doe@example.com', padding = 0 }: EventSpec = {}): OrderEvent {
+  const statuses = ['Pending', 'Confirmed', 'Shipped', 'Delivered'] as const;
+  const status = statuses[Math.min(sequence - 1, 3)] ?? 'Pending';
+  const at = new Date(Date.UTC(2026, 10, 25, 12, 0, sequence)).toISOString();
+  return {
+    id: randomUUID(),
+    type: sequence === 1 ? 'order.created' : 'order.status_changed',
+    schema_version: 1,
+    occurred_at: at,
+    order_id: orderId,
+    sequence,
+    order: {
+      id: orderId,
+      product_id: 1,
+      quantity: 2,
+      client_name: `John Doe${'x'.repeat(padding)}`,
+      client_email: email,
+      status,
+      total_price: 200,
+      unit_price: 100,
+      created_at: at,
+      updated_at: at,
+      version: sequence,
+    },
+    ...(sequence === 1 ? {} : { change: { from: statuses[Math.min(sequence - 2, 3)] ?? 'Pending', to: status } }),
+  };
+}
+
+/** Stands in for the database's event table: events in the order they were recorded. */
+export function createEventTable() {
+  const events: OrderEvent[] = [];
+  return {
+    events,
+    record(...recorded: OrderEvent[]) {
+      events.push(...recorded);
+      return recorded;
+    },
+    after(eventId: string): OrderEvent[] | undefined {
+      const index = events.findIndex((e) => e.id === eventId);
+      return index === -1 ? undefined : events.slice(index + 1);
+    },
+  };
+}
+
+export function deferred() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
