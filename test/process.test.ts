@@ -24,7 +24,7 @@ describe('the service process on its embedded defaults', () => {
     for (let i = 0; i < 20; i++) {
       const response = await postOrder(first.url);
       expect(response.status).toBe(201);
-      acknowledged.push(await response.json());
+      acknowledged.push((await response.json()) as Record<string, unknown>);
     }
     await first.kill('SIGKILL');
 
@@ -38,7 +38,7 @@ describe('the service process on its embedded defaults', () => {
       // Events the dead process had not shipped yet are shipped by the new one.
       const last = acknowledged.at(-1)!;
       await expect
-        .poll(async () => (await (await fetch(`${second.url}/orders/${last.id}/history`)).json()).map((e: { type: string }) => e.type), { timeout: 10_000 })
+        .poll(async () => ((await (await fetch(`${second.url}/orders/${last.id}/history`)).json()) as { type: string }[]).map((e: { type: string }) => e.type), { timeout: 10_000 })
         .toEqual(['order.created']);
     } finally {
       await second.kill('SIGTERM');
@@ -60,7 +60,7 @@ describe('the service process on its embedded defaults', () => {
     const again = await spawnService({ DATA_DIR });
     try {
       const created = statuses.filter((s) => s === 201).length;
-      const list = await (await fetch(`${again.url}/orders?limit=200`)).json();
+      const list = (await (await fetch(`${again.url}/orders?limit=200`)).json()) as { items: unknown[] };
       expect(list.items).toHaveLength(created);
     } finally {
       await again.kill('SIGTERM');

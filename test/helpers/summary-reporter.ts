@@ -1,0 +1,24 @@
+import type { RunnerTestFile, RunnerTask } from 'vitest';
+import type { Reporter } from 'vitest/reporters';
+
+/** Ends the run with one plain line, "tests: N passed, N failed, N skipped", that any CI can read. */
+export default class SummaryReporter implements Reporter {
+  onFinished(files: RunnerTestFile[] = []): void {
+    const counts = { pass: 0, fail: 0, skip: 0 };
+    const visit = (task: RunnerTask) => {
+      if (task.type === 'suite') {
+        task.tasks.forEach(visit);
+        return;
+      }
+      const state = task.result?.state;
+      if (state === 'pass') counts.pass++;
+      else if (state === 'fail') counts.fail++;
+      else counts.skip++;
+    };
+    for (const file of files) {
+      if (file.result?.state === 'fail' && file.tasks.length === 0) counts.fail++;
+      file.tasks.forEach(visit);
+    }
+    process.stdout.write(`\ntests: ${counts.pass} passed, ${counts.fail} failed, ${counts.skip} skipped\n`);
+  }
+}
