@@ -23,6 +23,8 @@ const Env = Type.Object({
   DATABASE_POOL_SIZE: Int(1, 1000, 20, 'PostgreSQL connections per process'),
   DATA_DIR: Type.String({ minLength: 1, default: './data', description: 'where the embedded database keeps its files' }),
   RABBITMQ_URL: Type.Optional(Type.String({ pattern: '^amqps?://', description: 'RabbitMQ; unset = in-process broker' })),
+  RABBITMQ_EXCHANGE: Type.String({ minLength: 1, maxLength: 255, default: 'orders', description: 'topic exchange order events are published to' }),
+  RABBITMQ_CHANGELOG_QUEUE: Type.String({ minLength: 1, maxLength: 255, default: 'orders.changelog', description: 'durable queue the change-log writers share' }),
   MONGODB_URL: Type.Optional(Type.String({ pattern: '^mongodb(\\+srv)?://', description: 'MongoDB; unset = change log kept in the database' })),
   MONGODB_DB: Type.String({ minLength: 1, default: 'order_service' }),
   OUTBOX_SWEEP_MS: Int(50, 3_600_000, 1000, 'how often the relay looks for events it was not woken for'),

@@ -4,7 +4,7 @@ import { buildApp } from './app.js';
 import type { ChangeLog } from './changelog/changelog.js';
 import { createEmbeddedChangeLog } from './changelog/embedded.js';
 import { createMongoChangeLog } from './changelog/mongodb.js';
-import { CHANGE_LOG_QUEUE, startChangeLogWriter } from './changelog/writer.js';
+import { startChangeLogWriter, type ChangeLogWriter } from './changelog/writer.js';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { migrate } from './db/migrate.js';
@@ -23,8 +23,10 @@ export interface Service {
   readonly app: FastifyInstance;
   readonly db: Database;
   readonly broker: Broker;
-  readonly relay?: OutboxRelay;
-  readonly hub?: NotificationHub;
+  readonly relay: OutboxRelay | undefined;
+  readonly hub: NotificationHub | undefined;
+  readonly changeLog: ChangeLog | undefined;
+  readonly changeLogWriter: ChangeLogWriter | undefined;
   /** Stops taking work, finishes what is in flight, and closes every connection. */
   stop(): Promise<void>;
 }
@@ -33,9 +35,6 @@ export interface ServiceOptions {
   logger: FastifyBaseLogger;
   now?: () => Date;
   newId?: () => string;
-  /** Topology names, so tests sharing one RabbitMQ stay apart. */
-  exchange?: string;
-  changeLogQueue?: string;
 }
 
 const MAINTENANCE_MS = 15 * 60_000;
@@ -65,12 +64,13 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     }
 
     const broker = config.RABBITMQ_URL
-      ? createRabbitMqBroker({ url: config.RABBITMQ_URL, logger, ...(options.exchange ? { exchange: options.exchange } : {}) })
+      ? createRabbitMqBroker({ url: config.RABBITMQ_URL, exchange: config.RABBITMQ_EXCHANGE, logger })
       : createInProcessBroker();
     closers.push(() => broker.close());
     // The durable consumer exists before the relay publishes, so the in-process broker holds events for it.
+    let changeLogWriter: ChangeLogWriter | undefined;
     if (runs('changelog')) {
-      await startChangeLogWriter({ broker, changeLog: changeLog!, logger, queue: options.changeLogQueue ?? CHANGE_LOG_QUEUE });
+      changeLogWriter = await startChangeLogWriter({ broker, changeLog: changeLog!, logger, queue: config.RABBITMQ_CHANGELOG_QUEUE });
     }
 
     let hub: NotificationHub | undefined;
@@ -121,7 +121,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     // The app closes first: no new requests, in-flight ones finish, then the parts behind them close.
     closers.push(() => app.close());
 
-    return { app, db, broker, ...(relay ? { relay } : {}), ...(hub ? { hub } : {}), stop: closeAll };
+    return { app, db, broker, relay, hub, changeLog, changeLogWriter, stop: closeAll };
   } catch (error) {
     await closeAll();
     throw error;

@@ -2,8 +2,8 @@ import type { OrderEvent } from '../events/envelope.js';
 
 /** The append-only record of every order change, written once per event id. */
 export interface ChangeLog {
-  /** Stores the events; an event already stored (same id) is left as it is. */
-  append(events: readonly OrderEvent[]): Promise<void>;
+  /** Stores the events; an event already stored (same id) is left as it is. Resolves to how many were new. */
+  append(events: readonly OrderEvent[]): Promise<number>;
   /** One order's events, oldest first. */
   history(orderId: number): Promise<OrderEvent[]>;
   close(): Promise<void>;

@@ -6,13 +6,15 @@ const APPEND = `
 INSERT INTO order_changes (event_id, order_id, sequence, type, occurred_at, envelope)
 SELECT (e->>'id')::uuid, (e->>'order_id')::bigint, (e->>'sequence')::int, e->>'type', (e->>'occurred_at')::timestamptz, e
 FROM json_array_elements($1::json) AS e
-ON CONFLICT (event_id) DO NOTHING`;
+ON CONFLICT (event_id) DO NOTHING
+RETURNING 1`;
 
 /** The change log kept in the order database itself, for when no MongoDB is configured. */
 export function createEmbeddedChangeLog(db: Queryable): ChangeLog {
   return {
     async append(events) {
-      if (events.length > 0) await db.query(APPEND, [JSON.stringify(events)], 'changelog_append');
+      if (events.length === 0) return 0;
+      return (await db.query(APPEND, [JSON.stringify(events)], 'changelog_append')).length;
     },
     async history(orderId) {
       const rows = await db.query<{ envelope: string }>(

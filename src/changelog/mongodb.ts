@@ -15,17 +15,18 @@ export async function createMongoChangeLog(options: { url: string; database: str
 
   return {
     async append(events) {
-      if (events.length === 0) return;
+      if (events.length === 0) return 0;
       const operations: AnyBulkWriteOperation<ChangeDocument>[] = events.map(({ id, ...rest }) => ({
         updateOne: { filter: { _id: id }, update: { $setOnInsert: rest }, upsert: true },
       }));
       try {
-        await collection.bulkWrite(operations, { ordered: false });
+        return (await collection.bulkWrite(operations, { ordered: false })).upsertedCount;
       } catch (error) {
         // Two writers upserting one new id at once: one wins, the other's duplicate is the same event.
         const onlyDuplicates =
           error instanceof MongoBulkWriteError && [error.writeErrors].flat().every((e) => e.code === DUPLICATE_KEY);
         if (!onlyDuplicates) throw error;
+        return error.result.upsertedCount;
       }
     },
     async history(orderId) {

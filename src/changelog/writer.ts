@@ -1,10 +1,13 @@
 import type { Broker, Delivery } from '../messaging/broker.js';
 import type { ChangeLog } from './changelog.js';
 
-export const CHANGE_LOG_QUEUE = 'orders.changelog';
-
 export interface WriterLogger {
   warn(obj: object, msg: string): void;
+}
+
+export interface ChangeLogWriter {
+  /** Events written for the first time, and redeliveries that found their event already logged. */
+  readonly stats: { written: number; duplicates: number };
 }
 
 /**
@@ -15,10 +18,11 @@ export async function startChangeLogWriter(options: {
   broker: Broker;
   changeLog: ChangeLog;
   logger: WriterLogger;
-  queue?: string;
+  queue: string;
   prefetch?: number;
-}): Promise<void> {
+}): Promise<ChangeLogWriter> {
   const { changeLog, logger } = options;
+  const stats = { written: 0, duplicates: 0 };
   let pending: Delivery[] = [];
   let scheduled = false;
 
@@ -27,7 +31,9 @@ export async function startChangeLogWriter(options: {
     const batch = pending;
     pending = [];
     try {
-      await changeLog.append(batch.map((d) => d.event));
+      const written = await changeLog.append(batch.map((d) => d.event));
+      stats.written += written;
+      stats.duplicates += batch.length - written;
       for (const d of batch) d.ack();
     } catch (error) {
       logger.warn({ err: error, events: batch.length }, 'change log write failed; events will be redelivered');
@@ -36,7 +42,7 @@ export async function startChangeLogWriter(options: {
   }
 
   await options.broker.consume(
-    { durable: true, queue: options.queue ?? CHANGE_LOG_QUEUE, prefetch: options.prefetch ?? 256 },
+    { durable: true, queue: options.queue, prefetch: options.prefetch ?? 256 },
     (delivery) => {
       pending.push(delivery);
       if (!scheduled) {
@@ -45,4 +51,5 @@ export async function startChangeLogWriter(options: {
       }
     },
   );
+  return { stats };
 }

@@ -28,12 +28,12 @@ export async function startTestService(options: TestServiceOptions): Promise<Tes
     OUTBOX_SWEEP_MS: '200',
     ...(database.url ? { DATABASE_URL: database.url } : {}),
     ...(options.rabbitmqUrl ? { RABBITMQ_URL: options.rabbitmqUrl } : {}),
+    RABBITMQ_EXCHANGE: `orders.test.${suffix}`,
+    RABBITMQ_CHANGELOG_QUEUE: `orders.changelog.test.${suffix}`,
     ...options.env,
   });
   const service = await startService(config, {
     logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
-    exchange: `orders.test.${suffix}`,
-    changeLogQueue: `orders.changelog.test.${suffix}`,
   });
   // PGlite seeds itself; a real database gets the demo catalog as an operator would load it.
   if (database.url) await seedDemoCatalog(service.db.drizzle);

@@ -1,0 +1,109 @@
+import { randomUUID } from 'node:crypto';
+import { MongoClient } from 'mongodb';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { ChangeLog } from '../../src/changelog/changelog.js';
+import { createEmbeddedChangeLog } from '../../src/changelog/embedded.js';
+import { createMongoChangeLog } from '../../src/changelog/mongodb.js';
+import { openDatabase } from '../../src/db/client.js';
+import { migrate } from '../../src/db/migrate.js';
+import type { OrderEvent } from '../../src/events/envelope.js';
+import { createTestDatabase } from '../helpers/databases.js';
+
+let nextOrder = Math.floor(Math.random() * 1e9);
+
+function event(orderId: number, sequence: number): OrderEvent {
+  const at = new Date(Date.UTC(2026, 10, 25, 12, 0, sequence)).toISOString();
+  return {
+    id: randomUUID(),
+    type: sequence === 1 ? 'order.created' : 'order.status_changed',
+    schema_version: 1,
+    occurred_at: at,
+    order_id: orderId,
+    sequence,
+    order: {
+      id: orderId, product_id: 1, quantity: 2, client_name: 'John Doe', client_email: 'john.doe@example.com',
+      status: sequence === 1 ? 'Pending' : 'Confirmed', total_price: 200, unit_price: 100, created_at: at, updated_at: at, version: sequence,
+    },
+    ...(sequence === 1 ? {} : { change: { from: 'Pending' as const, to: 'Confirmed' as const } }),
+  };
+}
+
+/** What every change log promises, whichever store is behind it. */
+function changeLogContract(name: string, open: () => Promise<{ log: ChangeLog; cleanup: () => Promise<void> }>, skip = false) {
+  describe.skipIf(skip)(`change log: ${name}`, () => {
+    let log: ChangeLog;
+    let cleanup: () => Promise<void>;
+    beforeAll(async () => {
+      ({ log, cleanup } = await open());
+    });
+    afterAll(async () => {
+      await log?.close();
+      await cleanup?.();
+    });
+
+    it('when events are appended, then history returns them oldest first, exactly as given', async () => {
+      const orderId = ++nextOrder;
+      const events = [event(orderId, 1), event(orderId, 2)];
+      expect(await log.append([events[1]!, events[0]!])).toBe(2);
+      expect(await log.history(orderId)).toEqual(events);
+    });
+
+    it('when an event is delivered again, then nothing changes and it is counted as not new', async () => {
+      const orderId = ++nextOrder;
+      const first = event(orderId, 1);
+      await log.append([first]);
+      expect(await log.append([first, first])).toBe(0);
+      expect(await log.append([{ ...first, order: { ...first.order, client_name: 'Changed' } }])).toBe(0);
+      expect(await log.history(orderId)).toEqual([first]);
+    });
+
+    it('when an order has no events, then history is empty; other orders are not mixed in', async () => {
+      const a = ++nextOrder;
+      const b = ++nextOrder;
+      await log.append([event(a, 1)]);
+      expect(await log.history(b)).toEqual([]);
+      expect((await log.history(a)).map((e) => e.order_id)).toEqual([a]);
+    });
+
+    it('when many writers append overlapping batches at once, then each event is stored once', async () => {
+      const orderId = ++nextOrder;
+      const events = Array.from({ length: 50 }, (_, i) => event(orderId, i + 1));
+      const counts = await Promise.all(Array.from({ length: 5 }, () => log.append(events)));
+      expect(counts.reduce((a, b) => a + b, 0)).toBe(50);
+      expect((await log.history(orderId)).map((e) => e.sequence)).toEqual(events.map((e) => e.sequence));
+    });
+  });
+}
+
+for (const kind of ['pglite', 'postgres'] as const) {
+  changeLogContract(
+    `embedded on ${kind}`,
+    async () => {
+      const database = await createTestDatabase(kind);
+      const db = await openDatabase({ url: database.url });
+      await migrate(db);
+      return { log: createEmbeddedChangeLog(db), cleanup: async () => (await db.close(), await database.drop()) };
+    },
+    kind === 'postgres' && !inject('postgresUrl'),
+  );
+}
+
+const mongodbUrl = inject('mongodbUrl');
+changeLogContract(
+  'MongoDB (runs when MONGODB_URL is set)',
+  async () => {
+    const database = `order_service_test_${randomUUID().slice(0, 8)}`;
+    const log = await createMongoChangeLog({ url: mongodbUrl, database });
+    return {
+      log,
+      cleanup: async () => {
+        const client = await new MongoClient(mongodbUrl).connect();
+        const indexes = await client.db(database).collection('order_changes').indexes();
+        expect(indexes.map((i) => i.key)).toContainEqual({ order_id: 1, sequence: 1 });
+        await client.db(database).dropDatabase();
+        await client.close();
+      },
+    };
+  },
+  !mongodbUrl,
+);
