@@ -64,8 +64,14 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     }
 
     const broker = config.RABBITMQ_URL
-      ? createRabbitMqBroker({ url: config.RABBITMQ_URL, exchange: config.RABBITMQ_EXCHANGE, logger })
-      : createInProcessBroker();
+      ? createRabbitMqBroker({
+          url: config.RABBITMQ_URL,
+          exchange: config.RABBITMQ_EXCHANGE,
+          logger,
+          // Declared by every role, so events published before any change-log writer ever ran wait for it.
+          declareQueues: [config.RABBITMQ_CHANGELOG_QUEUE],
+        })
+      : createInProcessBroker({ logger });
     closers.push(() => broker.close());
     // The durable consumer exists before the relay publishes, so the in-process broker holds events for it.
     let changeLogWriter: ChangeLogWriter | undefined;

@@ -1,0 +1,203 @@
+import type { OrderEvent } from '../events/envelope.js';
+import type { Broker, BrokerState, ConsumerOptions, Delivery } from './broker.js';
+import { silentLogger, type BrokerLogger } from './logger.js';
+
+export interface InProcessBrokerOptions {
+  /** How long a nacked delivery waits before it is offered again (default 100 ms). */
+  readonly redeliveryDelayMs?: number;
+  readonly logger?: BrokerLogger;
+}
+
+type Handler = (delivery: Delivery) => Promise<void> | void;
+
+interface PendingPublish {
+  remaining: number;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+interface Message {
+  readonly seq: number;
+  readonly event: OrderEvent;
+  readonly body: Buffer;
+  readonly publish: PendingPublish | undefined;
+  redelivered: boolean;
+}
+
+interface Consumer {
+  readonly prefetch: number;
+  readonly handler: Handler;
+  inFlight: number;
+}
+
+interface Queue {
+  readonly ready: Message[];
+  readonly consumers: Consumer[];
+  nextConsumer: number;
+  nextSeq: number;
+  dispatchScheduled: boolean;
+}
+
+/**
+ * A broker inside this process with RabbitMQ's delivery semantics. Having nothing durable, it
+ * confirms a publish only once every durable queue's consumer has acked the events.
+ */
+export function createInProcessBroker(options: InProcessBrokerOptions = {}): Broker {
+  const redeliveryDelayMs = options.redeliveryDelayMs ?? 100;
+  const logger = options.logger ?? silentLogger;
+  const durableQueues = new Map<string, Queue>();
+  const privateQueues = new Set<Queue>();
+  const pendingPublishes = new Set<PendingPublish>();
+  const redeliveryTimers = new Set<NodeJS.Timeout>();
+  let closed = false;
+
+  function newQueue(): Queue {
+    return { ready: [], consumers: [], nextConsumer: 0, nextSeq: 0, dispatchScheduled: false };
+  }
+
+  function enqueue(queue: Queue, event: OrderEvent, body: Buffer, publish?: PendingPublish): void {
+    queue.ready.push({ seq: queue.nextSeq++, event, body, publish, redelivered: false });
+    scheduleDispatch(queue);
+  }
+
+  // A redelivery goes back to where it was published, as RabbitMQ does on requeue.
+  function requeue(queue: Queue, message: Message): void {
+    const at = queue.ready.findIndex((m) => m.seq > message.seq);
+    queue.ready.splice(at === -1 ? queue.ready.length : at, 0, message);
+    scheduleDispatch(queue);
+  }
+
+  // Deferred so that handlers never run inside publish(), ack() or consume().
+  function scheduleDispatch(queue: Queue): void {
+    if (queue.dispatchScheduled || closed) return;
+    queue.dispatchScheduled = true;
+    queueMicrotask(() => {
+      queue.dispatchScheduled = false;
+      dispatch(queue);
+    });
+  }
+
+  function dispatch(queue: Queue): void {
+    while (!closed && queue.ready.length > 0) {
+      const consumer = nextFreeConsumer(queue);
+      if (!consumer) return;
+      deliver(queue, consumer, queue.ready.shift()!);
+    }
+  }
+
+  function nextFreeConsumer(queue: Queue): Consumer | undefined {
+    const count = queue.consumers.length;
+    for (let i = 0; i < count; i++) {
+      const index = (queue.nextConsumer + i) % count;
+      const consumer = queue.consumers[index]!;
+      if (consumer.inFlight < consumer.prefetch) {
+        queue.nextConsumer = (index + 1) % count;
+        return consumer;
+      }
+    }
+    return undefined;
+  }
+
+  function deliver(queue: Queue, consumer: Consumer, message: Message): void {
+    consumer.inFlight++;
+    let settled = false;
+    const settle = (): boolean => {
+      if (settled || closed) return false;
+      settled = true;
+      return true;
+    };
+    const delivery: Delivery = {
+      event: message.event,
+      body: message.body,
+      redelivered: message.redelivered,
+      ack() {
+        if (!settle()) return;
+        consumer.inFlight--;
+        confirm(message);
+        scheduleDispatch(queue);
+      },
+      nack() {
+        if (!settle()) return;
+        // Stays in flight during the delay, so a consumer that keeps failing cannot spin.
+        const timer = setTimeout(() => {
+          redeliveryTimers.delete(timer);
+          consumer.inFlight--;
+          message.redelivered = true;
+          requeue(queue, message);
+        }, redeliveryDelayMs);
+        redeliveryTimers.add(timer);
+      },
+    };
+    Promise.resolve()
+      .then(() => consumer.handler(delivery))
+      .catch((err: unknown) => {
+        logger.error({ err, event_id: message.event.id }, 'consumer failed; the event will be redelivered');
+        delivery.nack();
+      });
+  }
+
+  function confirm(message: Message): void {
+    const publish = message.publish;
+    if (!publish || --publish.remaining > 0) return;
+    pendingPublishes.delete(publish);
+    publish.resolve();
+  }
+
+  function awaitDurableAcks(remaining: number): { publish?: PendingPublish; done: Promise<void> } {
+    if (remaining === 0) return { done: Promise.resolve() };
+    let publish!: PendingPublish;
+    const done = new Promise<void>((resolve, reject) => {
+      publish = { remaining, resolve, reject };
+    });
+    pendingPublishes.add(publish);
+    return { publish, done };
+  }
+
+  return {
+    async publish(events: readonly OrderEvent[]): Promise<void> {
+      if (closed) throw new Error('in-process broker is closed');
+      const durable = [...durableQueues.values()];
+      const { publish, done } = awaitDurableAcks(events.length * durable.length);
+      for (const event of events) {
+        const body = Buffer.from(JSON.stringify(event));
+        // Consumers see what RabbitMQ would hand them: the event as it survives JSON.
+        const delivered = JSON.parse(body.toString('utf8')) as OrderEvent;
+        for (const queue of durable) enqueue(queue, delivered, body, publish);
+        for (const queue of privateQueues) enqueue(queue, delivered, body);
+      }
+      await done;
+    },
+
+    async consume(consumerOptions: ConsumerOptions, handler: Handler): Promise<void> {
+      if (closed) throw new Error('in-process broker is closed');
+      const { durable, queue: name, prefetch } = consumerOptions;
+      if (!Number.isInteger(prefetch) || prefetch < 1) throw new RangeError(`prefetch must be a positive integer, got ${prefetch}`);
+      let queue: Queue;
+      if (durable) {
+        if (!name) throw new Error('a durable consumer needs a queue name');
+        queue = durableQueues.get(name) ?? newQueue();
+        durableQueues.set(name, queue);
+      } else {
+        queue = newQueue();
+        privateQueues.add(queue);
+      }
+      queue.consumers.push({ prefetch, handler, inFlight: 0 });
+      scheduleDispatch(queue);
+    },
+
+    state(): BrokerState {
+      return closed ? 'down' : 'up';
+    },
+
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      for (const timer of redeliveryTimers) clearTimeout(timer);
+      redeliveryTimers.clear();
+      for (const publish of pendingPublishes) publish.reject(new Error('in-process broker closed before the events were consumed'));
+      pendingPublishes.clear();
+      durableQueues.clear();
+      privateQueues.clear();
+    },
+  };
+}

@@ -1,0 +1,222 @@
+import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
+import { EXCHANGE, type OrderEvent } from '../events/envelope.js';
+import type { Broker, BrokerState, ConsumerOptions } from './broker.js';
+import { silentLogger, type BrokerLogger } from './logger.js';
+import { declareDurableQueue, startConsumer, type Handler } from './rabbitmq-consumer.js';
+
+export interface RabbitMqBrokerOptions {
+  /** amqp:// or amqps:// URL; a `heartbeat` query parameter overrides heartbeatSeconds. */
+  readonly url: string;
+  /** Durable topic exchange the events go to (default `orders`). */
+  readonly exchange?: string;
+  readonly logger?: BrokerLogger;
+  /** First reconnect delay; it doubles per failed attempt up to reconnectMaxMs (defaults 100 ms, 5 s). */
+  readonly reconnectMinMs?: number;
+  readonly reconnectMaxMs?: number;
+  /** A publish not confirmed within this time rejects (default 10 s). */
+  readonly confirmTimeoutMs?: number;
+  /** Gives up on a TCP connect + AMQP handshake after this long (default 5 s). */
+  readonly connectTimeoutMs?: number;
+  /** How soon a silently dead connection is noticed: about twice this (default 10 s). */
+  readonly heartbeatSeconds?: number;
+  /** How long a nacked delivery is held before RabbitMQ requeues it (default 100 ms). */
+  readonly redeliveryDelayMs?: number;
+  /** Durable queues declared and bound on every connect, so events wait for consumers that have not started yet. */
+  readonly declareQueues?: readonly string[];
+}
+
+interface ConsumerSpec {
+  readonly options: ConsumerOptions;
+  readonly handler: Handler;
+  /** The connection this consumer was last started on, so it is started once per connection. */
+  connection?: ChannelModel;
+}
+
+/**
+ * A broker on RabbitMQ that reconnects on its own. While disconnected, publish() rejects at once
+ * rather than buffering: the outbox relay retries from the database.
+ */
+export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
+  const exchange = options.exchange ?? EXCHANGE;
+  const logger = options.logger ?? silentLogger;
+  const reconnectMinMs = options.reconnectMinMs ?? 100;
+  const reconnectMaxMs = options.reconnectMaxMs ?? 5000;
+  const confirmTimeoutMs = options.confirmTimeoutMs ?? 10_000;
+  const connectTimeoutMs = options.connectTimeoutMs ?? 5000;
+  const redeliveryDelayMs = options.redeliveryDelayMs ?? 100;
+  const url = withHeartbeat(options.url, options.heartbeatSeconds ?? 10);
+  const target = describe(options.url);
+  const consumers = new Set<ConsumerSpec>();
+
+  let state: BrokerState = 'connecting';
+  let connection: ChannelModel | undefined;
+  let publisher: ConfirmChannel | undefined;
+  let closed = false;
+  let failedAttempts = 0;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let connecting: Promise<void> | undefined;
+
+  function connectNow(): void {
+    connecting = connect().finally(() => (connecting = undefined));
+  }
+
+  async function connect(): Promise<void> {
+    state = 'connecting';
+    let conn: ChannelModel;
+    try {
+      conn = await amqp.connect(url, { timeout: connectTimeoutMs });
+    } catch (err) {
+      logger.warn({ err, target, retries: failedAttempts }, 'cannot connect to RabbitMQ');
+      scheduleReconnect();
+      return;
+    }
+    if (closed) return closeQuietly(conn);
+    connection = conn;
+    conn.on('error', (err: unknown) => logger.warn({ err, target }, 'RabbitMQ connection error'));
+    conn.on('close', () => lose(conn, 'connection closed'));
+    conn.on('blocked', (reason: unknown) => logger.warn({ reason }, 'RabbitMQ is blocking publishes'));
+    conn.on('unblocked', () => logger.info({}, 'RabbitMQ accepts publishes again'));
+    try {
+      publisher = await openPublisher(conn);
+      for (const spec of consumers) await startOn(conn, spec);
+    } catch (err) {
+      logger.warn({ err, target }, 'RabbitMQ topology setup failed');
+      lose(conn, 'setup failed');
+      return;
+    }
+    if (connection !== conn || closed) return;
+    failedAttempts = 0;
+    state = 'up';
+    logger.info({ target, exchange }, 'connected to RabbitMQ');
+  }
+
+  async function openPublisher(conn: ChannelModel): Promise<ConfirmChannel> {
+    const channel = await conn.createConfirmChannel();
+    channel.on('error', (err: unknown) => logger.warn({ err }, 'RabbitMQ publish channel error'));
+    channel.on('close', () => lose(conn, 'publish channel closed'));
+    await channel.assertExchange(exchange, 'topic', { durable: true });
+    for (const queue of options.declareQueues ?? []) await declareDurableQueue(channel, exchange, queue);
+    return channel;
+  }
+
+  async function startOn(conn: ChannelModel, spec: ConsumerSpec): Promise<void> {
+    if (spec.connection === conn) return;
+    spec.connection = conn;
+    await startConsumer(conn, spec.options, spec.handler, {
+      exchange,
+      logger,
+      redeliveryDelayMs,
+      onLost: () => lose(conn, 'consumer channel lost'),
+    });
+  }
+
+  // Any lost channel drops the whole connection: one reconnect path re-establishes everything.
+  function lose(conn: ChannelModel, reason: string): void {
+    if (connection !== conn) return;
+    connection = undefined;
+    publisher = undefined;
+    void closeQuietly(conn);
+    if (closed) return;
+    logger.warn({ target, reason }, 'lost RabbitMQ; reconnecting');
+    scheduleReconnect();
+  }
+
+  function scheduleReconnect(): void {
+    if (closed || retryTimer) return;
+    state = 'down';
+    const ceiling = Math.min(reconnectMaxMs, reconnectMinMs * 2 ** Math.min(failedAttempts, 30));
+    failedAttempts++;
+    // Jittered so that many instances do not reconnect in lockstep after an outage.
+    const delay = ceiling / 2 + (Math.random() * ceiling) / 2;
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      connectNow();
+    }, delay);
+  }
+
+  function publishOne(channel: ConfirmChannel, event: OrderEvent): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const body = Buffer.from(JSON.stringify(event));
+      const properties = { persistent: true, messageId: event.id, contentType: 'application/json', type: event.type };
+      channel.publish(exchange, event.type, body, properties, (err: unknown) => {
+        if (err) reject(err instanceof Error ? err : new Error(String(err)));
+        else resolve();
+      });
+    });
+  }
+
+  connectNow();
+
+  return {
+    async publish(events: readonly OrderEvent[]): Promise<void> {
+      if (closed) throw new Error('RabbitMQ broker is closed');
+      const channel = publisher;
+      if (!channel || state !== 'up') throw new Error(`RabbitMQ is ${state}; events not published`);
+      // A channel that dies mid-way rejects every unconfirmed message; a stalled one hits the timeout.
+      const confirms = Promise.all(events.map((event) => publishOne(channel, event)));
+      await withTimeout(confirms, confirmTimeoutMs, `RabbitMQ did not confirm within ${confirmTimeoutMs} ms`);
+    },
+
+    async consume(consumerOptions: ConsumerOptions, handler: Handler): Promise<void> {
+      if (closed) throw new Error('RabbitMQ broker is closed');
+      const { durable, queue, prefetch } = consumerOptions;
+      if (!Number.isInteger(prefetch) || prefetch < 1) throw new RangeError(`prefetch must be a positive integer, got ${prefetch}`);
+      if (durable && !queue) throw new Error('a durable consumer needs a queue name');
+      const spec: ConsumerSpec = { options: consumerOptions, handler };
+      consumers.add(spec);
+      const conn = connection;
+      if (!conn || state !== 'up') return; // started by the connect in progress or the next one
+      try {
+        await startOn(conn, spec);
+      } catch (err) {
+        logger.warn({ err, queue }, 'could not start the consumer; it starts after reconnecting');
+        lose(conn, 'consumer setup failed');
+      }
+    },
+
+    state(): BrokerState {
+      return state;
+    },
+
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      clearTimeout(retryTimer);
+      retryTimer = undefined;
+      await connecting;
+      const conn = connection;
+      connection = undefined;
+      publisher = undefined;
+      state = 'down';
+      if (conn) await closeQuietly(conn);
+    },
+  };
+}
+
+async function closeQuietly(conn: ChannelModel): Promise<void> {
+  try {
+    await withTimeout(conn.close(), 2000, 'RabbitMQ close timed out');
+  } catch {
+    // Already closed or unreachable: nothing left to release.
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function withHeartbeat(url: string, seconds: number): string {
+  const parsed = new URL(url);
+  if (!parsed.searchParams.has('heartbeat')) parsed.searchParams.set('heartbeat', String(seconds));
+  return parsed.toString();
+}
+
+// Host and port only: the URL carries credentials that must not reach the logs.
+function describe(url: string): string {
+  const { protocol, hostname, port } = new URL(url);
+  return `${hostname}:${port || (protocol === 'amqps:' ? 5671 : 5672)}`;
+}
