@@ -38,7 +38,7 @@ describe('the service process on its embedded defaults', () => {
       // Events the dead process had not shipped yet are shipped by the new one.
       const last = acknowledged.at(-1)!;
       await expect
-        .poll(async () => ((await (await fetch(`${second.url}/orders/${last.id}/history`)).json()) as { type: string }[]).map((e: { type: string }) => e.type), { timeout: 10_000 })
+        .poll(async () => ((await (await fetch(`${second.url}/orders/${last.id}/history`)).json()) as { type: string }[]).map((e: { type: string }) => e.type), { timeout: 30_000 })
         .toEqual(['order.created']);
     } finally {
       await second.kill('SIGTERM');
