@@ -11,7 +11,7 @@ import { healthRoutes, type ReadinessCheck } from './http/health.js';
 import { installErrorHandling } from './http/problems.js';
 import { installValidators } from './http/validation.js';
 import type { NotificationHub } from './notifications/hub.js';
-import { notificationRoutes } from './notifications/routes.js';
+import { notificationRoutes, notificationWebsocketOptions } from './notifications/routes.js';
 import { orderRoutes } from './orders/routes.js';
 import type { OrderService } from './orders/service.js';
 import { Product } from './products/schemas.js';
@@ -62,7 +62,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await app.register(productRoutes, { db: deps.api.catalog });
   }
   if (deps.notifications) {
-    await app.register(fastifyWebsocket, { options: { maxPayload: 4096 } });
+    await app.register(fastifyWebsocket, notificationWebsocketOptions(deps.notifications.hub));
     await app.register(notificationRoutes, deps.notifications);
   }
   return app;

@@ -42,6 +42,19 @@ describe('broadcast', () => {
     expect(client.texts).toEqual([body.toString()]);
   });
 
+  it('when a client negotiated permessage-deflate, then it still gets the event (sent through ws, compressed)', async () => {
+    notifier = await startNotifier({ perMessageDeflate: true });
+    const compressed = await connect(notifier.url());
+    const plain = await connect(notifier.url(), { perMessageDeflate: false });
+    const event = makeEvent({ padding: 4096 });
+
+    notifier.hub.broadcast(event);
+
+    expect(compressed.ws.extensions).toContain('permessage-deflate');
+    expect(await compressed.waitForEvents(1)).toEqual([event]);
+    expect(await plain.waitForEvents(1)).toEqual([event]);
+  });
+
   it('when several clients are connected, then each gets the event and the JSON is serialized once', async () => {
     notifier = await startNotifier();
     const clients = await Promise.all([connect(notifier.url()), connect(notifier.url()), connect(notifier.url())]);
@@ -110,11 +123,11 @@ describe('broadcast', () => {
     expect(notifier.hub.stats()).toMatchObject({ duplicatesDropped: 3, staleDropped: 1 });
   });
 
-  it('when the hub closes, then clients are closed with 1001', async () => {
+  it('when the app closes, then clients are closed with 1001', async () => {
     notifier = await startNotifier();
     const clients = await Promise.all([connect(notifier.url()), connect(notifier.url())]);
 
-    await notifier.hub.close();
+    await notifier.close();
 
     for (const client of clients) expect((await client.closed).code).toBe(1001);
     expect(notifier.hub.clientCount()).toBe(0);

@@ -10,22 +10,29 @@ import { installErrorHandling } from '../../src/http/problems.js';
 import { installValidators } from '../../src/http/validation.js';
 import type { ReplayAfter } from '../../src/notifications/catch-up.js';
 import { createNotificationHub, type NotificationHub, type NotificationHubOptions } from '../../src/notifications/hub.js';
-import { notificationRoutes, notificationSocketErrorHandler } from '../../src/notifications/routes.js';
+import { notificationRoutes, notificationWebsocketOptions } from '../../src/notifications/routes.js';
 
 export interface Notifier {
   hub: NotificationHub;
   port: number;
   url(query?: Record<string, string | number>): string;
+  /** Closes the app, which closes the hub's clients. */
   close(): Promise<void>;
 }
 
 /** The notification side as the app wires it: validators, problem answers, @fastify/websocket, the routes. */
-export async function startNotifier(options: { hub?: NotificationHubOptions; replayAfter?: ReplayAfter } = {}): Promise<Notifier> {
+export async function startNotifier(
+  options: { hub?: NotificationHubOptions; replayAfter?: ReplayAfter; perMessageDeflate?: boolean } = {},
+): Promise<Notifier> {
   const app = Fastify({ logger: false });
   installValidators(app);
   installErrorHandling(app);
-  await app.register(fastifyWebsocket, { options: { maxPayload: 4096 }, errorHandler: notificationSocketErrorHandler });
   const hub = createNotificationHub(options.hub);
+  const websocketOptions = notificationWebsocketOptions(hub);
+  await app.register(fastifyWebsocket, {
+    ...websocketOptions,
+    options: { ...websocketOptions.options, perMessageDeflate: options.perMessageDeflate ?? false },
+  });
   await app.register(notificationRoutes, { hub, replayAfter: options.replayAfter ?? (async () => []) });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;
@@ -33,13 +40,10 @@ export async function startNotifier(options: { hub?: NotificationHubOptions; rep
     hub,
     port,
     url: (query = {}) => {
-      const search = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)]));
+      const search = new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)]));
       return `ws://127.0.0.1:${port}/ws/notifications${search.size ? `?${search}` : ''}`;
     },
-    close: async () => {
-      await hub.close();
-      await app.close();
-    },
+    close: () => app.close(),
   };
 }
 

@@ -67,7 +67,7 @@ describe('slow consumers', () => {
 
 describe('keep-alive', () => {
   it('when a client does not answer pings, then it is terminated; one that answers stays', async () => {
-    notifier = await startNotifier({ hub: { pingIntervalMs: 50 } });
+    notifier = await startNotifier({ hub: { pingIntervalMs: 100 } });
     const answering = await connect(notifier.url());
     const silent = await connect(notifier.url(), { autoPong: false });
     let pings = 0;

@@ -1,0 +1,140 @@
+import type { Duplex } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { WebSocket } from 'ws';
+import type { Outgoing } from './frame.js';
+import type { EventLedger } from './ledger.js';
+
+export const CLOSE_SLOW_CONSUMER = 4008;
+
+export interface ClientFilter {
+  readonly orderId?: number;
+  readonly clientEmail?: string;
+}
+
+export interface ClientLimits {
+  readonly maxBufferedBytes: number;
+  readonly closeGraceMs: number;
+  readonly stallTimeoutMs: number;
+  readonly maxCatchUpBacklog: number;
+}
+
+/** Shared with the hub so it can report on every client at once. */
+export interface ClientCounters {
+  peakBufferedBytes: number;
+  slowConsumerDisconnects: number;
+}
+
+interface ReplayedEvent {
+  readonly orderId: number;
+  readonly sequence: number;
+}
+
+const DRAIN_POLL_MS = 10;
+
+/** One connected socket: its filter, its send buffer bound, its keep-alive and its catch-up state. */
+export class Client {
+  alive = true;
+  /** Live events held back while a replay is being sent; undefined once the client is live. */
+  backlog: Outgoing[] | undefined;
+  /** Replayed events the hub has not broadcast yet, skipped when they arrive live. */
+  readonly replayed = new Map<string, ReplayedEvent>();
+  private readonly raw: Duplex | undefined;
+  private readonly emailKey: string | undefined;
+  private graceTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly socket: WebSocket,
+    private readonly filter: ClientFilter,
+    private readonly limits: ClientLimits,
+    private readonly counters: ClientCounters,
+  ) {
+    this.emailKey = filter.clientEmail?.toLowerCase();
+    // A pre-built frame is only valid on a socket with no extension (no permessage-deflate) to transform it.
+    this.raw = socket.extensions === '' ? (socket as unknown as { _socket?: Duplex })._socket : undefined;
+  }
+
+  isOpen(): boolean {
+    return this.socket.readyState === WebSocket.OPEN;
+  }
+
+  matches(orderId: number, emailKey: string): boolean {
+    if (this.filter.orderId !== undefined && orderId !== this.filter.orderId) return false;
+    return this.emailKey === undefined || emailKey === this.emailKey;
+  }
+
+  /** A live event from the hub. */
+  offer(out: Outgoing): void {
+    if (!this.matches(out.event.order_id, out.emailKey)) return;
+    if (this.replayed.size > 0 && this.replayed.delete(out.event.id)) return;
+    if (this.backlog === undefined) {
+      this.write(out);
+    } else if (this.backlog.length < this.limits.maxCatchUpBacklog) {
+      this.backlog.push(out);
+    } else {
+      this.closeWith(1013, `replay too slow: over ${this.limits.maxCatchUpBacklog} live events waiting; resume later`);
+    }
+  }
+
+  /** Sends now, or disconnects the client when the frame would take its send buffer over the bound. */
+  write(out: Outgoing): boolean {
+    if (!this.isOpen()) return false;
+    const buffered = this.socket.bufferedAmount;
+    // An idle socket still takes one frame larger than the bound; otherwise the bound is never passed.
+    if (buffered > 0 && buffered + out.frame.length > this.limits.maxBufferedBytes) {
+      this.counters.slowConsumerDisconnects += 1;
+      this.closeWith(CLOSE_SLOW_CONSUMER, `slow consumer: send buffer over ${this.limits.maxBufferedBytes} bytes`);
+      return false;
+    }
+    if (this.raw) this.raw.write(out.frame);
+    else this.socket.send(out.payload, { binary: false });
+    const after = this.socket.bufferedAmount;
+    if (after > this.counters.peakBufferedBytes) this.counters.peakBufferedBytes = after;
+    return true;
+  }
+
+  /** Like write, but first waits (up to stallTimeoutMs) for room in the send buffer: replays can be long. */
+  async writePaced(out: Outgoing): Promise<boolean> {
+    const deadline = Date.now() + this.limits.stallTimeoutMs;
+    while (this.isOpen() && !this.hasRoomFor(out.frame.length) && Date.now() < deadline) {
+      await sleep(DRAIN_POLL_MS);
+    }
+    return this.write(out);
+  }
+
+  /** Pings, or terminates a client that never answered the previous ping. */
+  heartbeat(): void {
+    if (!this.alive) {
+      this.socket.terminate();
+      return;
+    }
+    this.alive = false;
+    if (this.isOpen()) this.socket.ping();
+  }
+
+  /** Forgets replayed events the live stream has passed without them: they will never arrive. */
+  pruneReplayed(ledger: EventLedger): void {
+    for (const [id, { orderId, sequence }] of this.replayed) {
+      if (ledger.hasPassed(orderId, sequence, id)) this.replayed.delete(id);
+    }
+  }
+
+  /** Starts the close handshake and terminates the socket if it cannot finish within the grace period. */
+  closeWith(code: number, reason: string): void {
+    if (this.graceTimer !== undefined || this.socket.readyState === WebSocket.CLOSED) return;
+    this.backlog = undefined;
+    this.socket.close(code, reason);
+    this.graceTimer = setTimeout(() => this.socket.terminate(), this.limits.closeGraceMs);
+    this.graceTimer.unref();
+  }
+
+  dispose(): void {
+    clearTimeout(this.graceTimer);
+    this.backlog = undefined;
+    this.replayed.clear();
+  }
+
+  private hasRoomFor(bytes: number): boolean {
+    const buffered = this.socket.bufferedAmount;
+    return buffered === 0 || buffered + bytes <= this.limits.maxBufferedBytes;
+  }
+}
