@@ -6,27 +6,12 @@ import { createEmbeddedChangeLog } from '../../src/changelog/embedded.js';
 import { createMongoChangeLog } from '../../src/changelog/mongodb.js';
 import { openDatabase } from '../../src/db/client.js';
 import { migrate } from '../../src/db/migrate.js';
-import type { OrderEvent } from '../../src/events/envelope.js';
 import { createTestDatabase } from '../helpers/databases.js';
+import { makeEvent } from '../helpers/events.js';
 
 let nextOrder = Math.floor(Math.random() * 1e9);
 
-function event(orderId: number, sequence: number): OrderEvent {
-  const at = new Date(Date.UTC(2026, 10, 25, 12, 0, sequence)).toISOString();
-  return {
-    id: randomUUID(),
-    type: sequence === 1 ? 'order.created' : 'order.status_changed',
-    schema_version: 1,
-    occurred_at: at,
-    order_id: orderId,
-    sequence,
-    order: {
-      id: orderId, product_id: 1, quantity: 2, client_name: 'John Doe', client_email: 'john.doe@example.com',
-      status: sequence === 1 ? 'Pending' : 'Confirmed', total_price: 200, unit_price: 100, created_at: at, updated_at: at, version: sequence,
-    },
-    ...(sequence === 1 ? {} : { change: { from: 'Pending' as const, to: 'Confirmed' as const } }),
-  };
-}
+const event = (orderId: number, sequence: number) => makeEvent({ orderId, sequence });
 
 /** What every change log promises, whichever store is behind it. */
 function changeLogContract(name: string, open: () => Promise<{ log: ChangeLog; cleanup: () => Promise<void> }>, skip = false) {

@@ -10,10 +10,18 @@ export interface ServiceProcess {
   /** Resolves with the exit code (or signal) once the process has ended. */
   readonly exited: Promise<number | string>;
   kill(signal: NodeJS.Signals): Promise<number | string>;
+  /** SIGTERM, then SIGKILL if it has not exited within graceMs; resolves with the exit code (or signal). */
+  stop(graceMs?: number): Promise<number | string>;
+}
+
+export interface SpawnOptions {
+  /** How long to wait for "listening on" before the process is killed and the spawn fails (default 30 s). */
+  startTimeoutMs?: number;
 }
 
 /** Runs `src/server.ts` as its own process, as `npm start` would, and waits until it listens. */
-export async function spawnService(env: Record<string, string>, args: string[] = []): Promise<ServiceProcess> {
+export async function spawnService(env: Record<string, string>, args: string[] = [], options: SpawnOptions = {}): Promise<ServiceProcess> {
+  const startTimeoutMs = options.startTimeoutMs ?? 30_000;
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts', ...args], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
@@ -24,7 +32,11 @@ export async function spawnService(env: Record<string, string>, args: string[] =
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`service did not start within 30 s:\n${output}`)), 30_000);
+    const timer = setTimeout(() => {
+      // A child that never listened would otherwise outlive the test run.
+      child.kill('SIGKILL');
+      reject(new Error(`service did not start within ${startTimeoutMs / 1000} s:\n${output}`));
+    }, startTimeoutMs);
     const check = () => {
       const match = /listening on (http:\/\/[^"\s]+)/.exec(output);
       if (match) {
@@ -46,6 +58,15 @@ export async function spawnService(env: Record<string, string>, args: string[] =
     kill: (signal) => {
       child.kill(signal);
       return exited;
+    },
+    async stop(graceMs = 15_000) {
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      child.kill('SIGTERM');
+      try {
+        return await exited;
+      } finally {
+        clearTimeout(timer);
+      }
     },
   };
 }

@@ -3,33 +3,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { OrderEvent } from '../../src/events/envelope.js';
 import type { Broker, Delivery } from '../../src/messaging/broker.js';
+import { makeEvent as makeEventFromSpec } from '../helpers/events.js';
 
 /** An event of one order; sequence 1 is its creation. */
 export function makeEvent(orderId: number, sequence: number): OrderEvent {
-  const now = new Date().toISOString();
-  const status = sequence === 1 ? 'Pending' : 'Confirmed';
-  return {
-    id: randomUUID(),
-    type: sequence === 1 ? 'order.created' : 'order.status_changed',
-    schema_version: 1,
-    occurred_at: now,
-    order_id: orderId,
-    sequence,
-    order: {
-      id: orderId,
-      product_id: 1,
-      quantity: 2,
-      client_name: 'John Doe',
-      client_email: 'john.doe@example.com',
-      status,
-      total_price: 200,
-      unit_price: 100,
-      created_at: now,
-      updated_at: now,
-      version: sequence,
-    },
-    ...(sequence === 1 ? {} : { change: { from: 'Pending' as const, to: 'Confirmed' as const } }),
-  };
+  return makeEventFromSpec({ orderId, sequence });
 }
 
 /** count events spread over three orders, interleaved, each order's sequence counting from 1. */

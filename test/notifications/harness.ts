@@ -1,6 +1,6 @@
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify from 'fastify';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -120,41 +120,7 @@ export async function waitFor(condition: () => boolean, timeoutMs: number, what:
   }
 }
 
-export interface EventSpec {
-  orderId?: number;
-  sequence?: number;
-  email?: string;
-  /** Extra characters in client_name, to make large events. */
-  padding?: number;
-}
-
-export function makeEvent({ orderId = 1, sequence = 1, email = 'john.doe@example.com', padding = 0 }: EventSpec = {}): OrderEvent {
-  const statuses = ['Pending', 'Confirmed', 'Shipped', 'Delivered'] as const;
-  const status = statuses[Math.min(sequence - 1, 3)] ?? 'Pending';
-  const at = new Date(Date.UTC(2026, 10, 25, 12, 0, sequence)).toISOString();
-  return {
-    id: randomUUID(),
-    type: sequence === 1 ? 'order.created' : 'order.status_changed',
-    schema_version: 1,
-    occurred_at: at,
-    order_id: orderId,
-    sequence,
-    order: {
-      id: orderId,
-      product_id: 1,
-      quantity: 2,
-      client_name: `John Doe${'x'.repeat(padding)}`,
-      client_email: email,
-      status,
-      total_price: 200,
-      unit_price: 100,
-      created_at: at,
-      updated_at: at,
-      version: sequence,
-    },
-    ...(sequence === 1 ? {} : { change: { from: statuses[Math.min(sequence - 2, 3)] ?? 'Pending', to: status } }),
-  };
-}
+export { makeEvent, type EventSpec } from '../helpers/events.js';
 
 /** Stands in for the database's event table: events in the order they were recorded. */
 export function createEventTable() {
