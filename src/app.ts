@@ -2,7 +2,7 @@ import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import fastifyWebsocket from '@fastify/websocket';
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Drizzle } from './db/client.js';
 import { Problem } from './errors.js';
 import { Order, OrderEvent } from './events/envelope.js';
@@ -18,7 +18,7 @@ import { Product } from './products/schemas.js';
 import { productRoutes } from './products/routes.js';
 
 export interface AppDeps {
-  logger: FastifyServerOptions['logger'] | FastifyServerOptions['loggerInstance'];
+  logger: FastifyBaseLogger;
   apiKeys: readonly string[];
   /** The order and catalog API, in processes that serve it. */
   api?: { orders: OrderService; catalog: Drizzle };
@@ -29,9 +29,8 @@ export interface AppDeps {
 
 /** Wires the HTTP parts; it opens nothing itself, so tests build it around whatever they need. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const logging = deps.logger && typeof deps.logger === 'object' && 'child' in deps.logger ? { loggerInstance: deps.logger } : { logger: deps.logger };
   const app = Fastify({
-    ...logging,
+    loggerInstance: deps.logger,
     routerOptions: { ignoreTrailingSlash: true },
     bodyLimit: 64 * 1024,
     return503OnClosing: true,
