@@ -58,7 +58,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     let changeLog: ChangeLog | undefined;
     if (runs('changelog') || runs('api')) {
       changeLog = config.MONGODB_URL
-        ? await createMongoChangeLog({ url: config.MONGODB_URL, database: config.MONGODB_DB })
+        ? createMongoChangeLog({ url: config.MONGODB_URL, database: config.MONGODB_DB })
         : createEmbeddedChangeLog(db);
       closers.push(() => changeLog!.close());
     }

@@ -6,16 +6,26 @@ type ChangeDocument = Omit<OrderEvent, 'id'> & { _id: string };
 
 const DUPLICATE_KEY = 11000;
 
-/** The change log in MongoDB: one document per event, `_id` = event id, so a redelivery changes nothing. */
-export async function createMongoChangeLog(options: { url: string; database: string }): Promise<ChangeLog> {
-  const client = new MongoClient(options.url, { serverSelectionTimeoutMS: 10_000 });
-  await client.connect();
+/**
+ * The change log in MongoDB: one document per event, `_id` = event id, so a redelivery changes
+ * nothing. It connects lazily, so a MongoDB that is down delays the log, not the service's start.
+ */
+export function createMongoChangeLog(options: { url: string; database: string; timeoutMs?: number }): ChangeLog {
+  const client = new MongoClient(options.url, { serverSelectionTimeoutMS: options.timeoutMs ?? 10_000 });
   const collection = client.db(options.database).collection<ChangeDocument>(CHANGE_LOG_COLLECTION);
-  await collection.createIndex({ order_id: 1, sequence: 1 }, { name: 'order_id_sequence' });
+  let indexed: Promise<unknown> | undefined;
+  const ensureIndex = () => {
+    indexed ??= collection.createIndex({ order_id: 1, sequence: 1 }, { name: 'order_id_sequence' }).catch((error: unknown) => {
+      indexed = undefined;
+      throw error;
+    });
+    return indexed;
+  };
 
   return {
     async append(events) {
       if (events.length === 0) return 0;
+      await ensureIndex();
       const operations: AnyBulkWriteOperation<ChangeDocument>[] = events.map(({ id, ...rest }) => ({
         updateOne: { filter: { _id: id }, update: { $setOnInsert: rest }, upsert: true },
       }));

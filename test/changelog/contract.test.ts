@@ -78,7 +78,7 @@ changeLogContract(
   'MongoDB (runs when MONGODB_URL is set)',
   async () => {
     const database = `order_service_test_${randomUUID().slice(0, 8)}`;
-    const log = await createMongoChangeLog({ url: mongodbUrl, database });
+    const log = createMongoChangeLog({ url: mongodbUrl, database });
     return {
       log,
       cleanup: async () => {
@@ -92,3 +92,13 @@ changeLogContract(
   },
   !mongodbUrl,
 );
+
+describe('change log: MongoDB unreachable', () => {
+  it('when MongoDB does not answer, then opening does not wait for it and a write fails in bounded time instead of hanging', async () => {
+    const started = Date.now();
+    const log = createMongoChangeLog({ url: 'mongodb://127.0.0.1:9/none', database: 'x', timeoutMs: 300 });
+    expect(Date.now() - started).toBeLessThan(200);
+    await expect(log.append([event(1, 1)])).rejects.toThrow();
+    await log.close();
+  });
+});
