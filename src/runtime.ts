@@ -102,7 +102,8 @@ export async function startService(config: Config, options: ServiceOptions): Pro
 
     const readiness: Record<string, ReadinessCheck> = {
       database: { critical: true, check: async () => (await db.ping(), 'up') },
-      broker: { critical: false, check: () => broker.state() },
+      // Orders wait in the outbox while the broker is away; a notifier or writer without it has nothing to do.
+      broker: { critical: config.ROLE === 'notifier' || config.ROLE === 'changelog', check: () => broker.state() },
     };
     const app = await buildApp({
       logger,

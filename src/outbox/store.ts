@@ -2,7 +2,7 @@ import type { Queryable } from '../db/client.js';
 import type { OrderEvent } from '../events/envelope.js';
 
 /** How long a relay may hold claimed events while publishing before another relay may take them. */
-const LEASE_SECONDS = 30;
+const LEASE_SECONDS = 15;
 
 export interface ClaimedEvent {
   position: number;

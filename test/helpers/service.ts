@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import amqp from 'amqplib';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config.js';
 import { seedDemoCatalog } from '../../src/products/repository.js';
@@ -43,6 +44,18 @@ export async function startTestService(options: TestServiceOptions): Promise<Tes
     async close() {
       await service.stop();
       await database.drop();
+      if (options.rabbitmqUrl) await deleteTopology(options.rabbitmqUrl, config.RABBITMQ_EXCHANGE, config.RABBITMQ_CHANGELOG_QUEUE);
     },
   };
+}
+
+async function deleteTopology(url: string, exchange: string, queue: string): Promise<void> {
+  const connection = await amqp.connect(url);
+  try {
+    const channel = await connection.createChannel();
+    await channel.deleteQueue(queue);
+    await channel.deleteExchange(exchange);
+  } finally {
+    await connection.close();
+  }
 }
