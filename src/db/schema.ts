@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, check, index, integer, json, numeric, pgSequence, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, check, index, integer, json, numeric, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 const createdAt = () => timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow();
 const updatedAt = () => timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow();
@@ -42,9 +42,6 @@ export const orders = pgTable(
   ],
 );
 
-/** Numbers events in the order they were shipped, which is the order WebSocket clients saw them. */
-export const outboxShippedSeq = pgSequence('outbox_shipped_seq');
-
 /** Events written in the same transaction as the change they report; the relay ships them. */
 export const outbox = pgTable(
   'outbox',
@@ -58,10 +55,8 @@ export const outbox = pgTable(
     payload: json('payload').notNull(),
     createdAt: createdAt(),
     sentAt: timestamp('sent_at', { withTimezone: true, precision: 3 }),
-    // Positions follow insert order, not commit order; resume needs the order events went out in.
-    shippedSeq: bigint('shipped_seq', { mode: 'number' }),
-    /** A relay's lease on the row while it publishes; an expired lease lets another relay take over. */
-    claimedUntil: timestamp('claimed_until', { withTimezone: true, precision: 3 }),
+    /** When a relay last claimed the row to publish it: its lease, and where WebSocket resume starts. */
+    claimedAt: timestamp('claimed_at', { withTimezone: true, precision: 3 }),
   },
   (t) => [
     uniqueIndex('outbox_event_id').on(t.eventId),
@@ -69,7 +64,6 @@ export const outbox = pgTable(
     index('outbox_unsent').on(t.position).where(sql`${t.sentAt} IS NULL`),
     index('outbox_unsent_by_order').on(t.orderId, t.position).where(sql`${t.sentAt} IS NULL`),
     index('outbox_sent_at').on(t.sentAt),
-    index('outbox_by_shipped_seq').on(t.shippedSeq),
   ],
 );
 

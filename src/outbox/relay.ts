@@ -1,10 +1,9 @@
 import type { Database } from '../db/client.js';
 import type { Broker } from '../messaging/broker.js';
-import { claimBatch, markSent, releaseClaim } from './store.js';
+import { claimBatch, markSent, releaseClaim, type ClaimedEvent } from './store.js';
 
 export interface RelayLogger {
   warn(obj: object, msg: string): void;
-  debug(obj: object, msg: string): void;
 }
 
 export interface RelayOptions {
@@ -14,64 +13,79 @@ export interface RelayOptions {
   /** Sweep for events written by other processes or left by a failed attempt. */
   sweepMs: number;
   batchSize?: number;
+  /** Batches published and awaiting their confirms at once. */
+  maxInFlight?: number;
 }
 
 export interface OutboxRelay {
   /** Asks for a drain soon; calls made while one runs fold into one more pass. */
   wake(): void;
-  /** Resolves once nothing is left to ship (for tests and shutdown). */
+  /** Resolves once nothing is being claimed or shipped (for tests and shutdown). */
   drained(): Promise<void>;
   stop(): Promise<void>;
 }
 
 /**
- * Ships outbox events to the broker: claim a batch, publish with confirms, mark sent. A crash
- * between publish and mark re-sends the batch later, which the idempotent consumers absorb.
+ * Ships outbox events to the broker: claim a batch, publish it, and once confirmed mark it sent.
+ * Claims and publishes happen one batch at a time, in order; confirms overlap, so the broker's
+ * confirm latency does not hold back the next batch. A crash between publish and mark re-sends
+ * the batch later, which the idempotent consumers absorb.
  */
-export function startOutboxRelay({ db, broker, logger, sweepMs, batchSize = 500 }: RelayOptions): OutboxRelay {
-  let running: Promise<void> | undefined;
-  let again = false;
+export function startOutboxRelay({ db, broker, logger, sweepMs, batchSize = 500, maxInFlight = 4 }: RelayOptions): OutboxRelay {
+  const shipping = new Set<Promise<void>>();
+  let claiming: Promise<void> | undefined;
+  let wanted = false;
   let stopped = false;
   let failures = 0;
   let retryTimer: NodeJS.Timeout | undefined;
 
-  async function drain(): Promise<void> {
-    // An order's later event is claimable only once its earlier one is sent, so loop until empty.
-    while (!stopped) {
+  function failed(error: unknown): void {
+    failures++;
+    const delay = Math.min(sweepMs, 50 * 2 ** Math.min(failures, 10));
+    logger.warn({ err: error, retryInMs: delay }, 'outbox relay could not ship events; will retry');
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(wake, delay);
+  }
+
+  async function ship(batch: ClaimedEvent[]): Promise<void> {
+    const positions = batch.map((b) => b.position);
+    try {
+      // Called synchronously from the claim loop, so batches reach the broker in claim order.
+      await broker.publish(batch.map((b) => b.event));
+    } catch (error) {
+      await releaseClaim(db, positions).catch(() => undefined);
+      throw error;
+    }
+    await markSent(db, positions);
+    failures = 0;
+  }
+
+  async function claimLoop(): Promise<void> {
+    while (!stopped && wanted && shipping.size < maxInFlight) {
+      wanted = false;
       const batch = await claimBatch(db, batchSize);
-      if (batch.length === 0) return;
-      const positions = batch.map((b) => b.position);
-      try {
-        await broker.publish(batch.map((b) => b.event));
-      } catch (error) {
-        await releaseClaim(db, positions).catch(() => undefined);
-        throw error;
-      }
-      await markSent(db, positions);
+      if (batch.length === 0) continue;
+      // An order's later event becomes claimable once its earlier one is sent: look again then.
+      const shipment = ship(batch)
+        .catch(failed)
+        .finally(() => {
+          shipping.delete(shipment);
+          wake();
+        });
+      shipping.add(shipment);
+      wanted = true;
     }
   }
 
   function wake(): void {
     if (stopped) return;
-    if (running) {
-      again = true;
-      return;
-    }
-    again = false;
-    running = drain()
-      .then(() => {
-        failures = 0;
-      })
-      .catch((error: unknown) => {
-        failures++;
-        const delay = Math.min(sweepMs, 50 * 2 ** Math.min(failures, 10));
-        logger.warn({ err: error, retryInMs: delay }, 'outbox relay could not ship events; will retry');
-        clearTimeout(retryTimer);
-        retryTimer = setTimeout(wake, delay);
-      })
+    wanted = true;
+    if (claiming) return;
+    claiming = claimLoop()
+      .catch(failed)
       .finally(() => {
-        running = undefined;
-        if (again) wake();
+        claiming = undefined;
+        if (wanted && shipping.size < maxInFlight) wake();
       });
   }
 
@@ -79,16 +93,18 @@ export function startOutboxRelay({ db, broker, logger, sweepMs, batchSize = 500 
   sweep.unref();
   wake();
 
+  async function settled(): Promise<void> {
+    while (claiming || shipping.size > 0) await Promise.all([claiming, ...shipping]);
+  }
+
   return {
     wake,
-    async drained() {
-      while (running) await running;
-    },
+    drained: settled,
     async stop() {
       stopped = true;
       clearInterval(sweep);
       clearTimeout(retryTimer);
-      while (running) await running;
+      await settled();
     },
   };
 }

@@ -1,8 +1,11 @@
 import type { Queryable } from '../db/client.js';
 import type { OrderEvent } from '../events/envelope.js';
 
-/** How long a relay may hold claimed events while publishing before another relay may take them. */
-const LEASE_SECONDS = 15;
+/**
+ * How long a relay may hold claimed events while publishing before another relay may take them;
+ * longer than the broker's confirm timeout, so a live relay never loses its claim.
+ */
+export const LEASE_SECONDS = 15;
 
 export interface ClaimedEvent {
   position: number;
@@ -12,10 +15,10 @@ export interface ClaimedEvent {
 // Skips rows another relay holds, and any event whose order still has an earlier unsent event:
 // that is what keeps each order's events in sequence even with several relays.
 const CLAIM = `
-UPDATE outbox SET claimed_until = now() + make_interval(secs => ${LEASE_SECONDS})
+UPDATE outbox SET claimed_at = now()
 WHERE position IN (
   SELECT o.position FROM outbox o
-  WHERE o.sent_at IS NULL AND (o.claimed_until IS NULL OR o.claimed_until < now())
+  WHERE o.sent_at IS NULL AND (o.claimed_at IS NULL OR o.claimed_at < now() - make_interval(secs => ${LEASE_SECONDS}))
     AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.order_id = o.order_id AND e.sent_at IS NULL AND e.position < o.position)
   ORDER BY o.position LIMIT $1
   FOR UPDATE SKIP LOCKED)
@@ -28,36 +31,29 @@ export async function claimBatch(db: Queryable, limit: number): Promise<ClaimedE
     .map((r) => ({ position: r.position, event: JSON.parse(r.payload) as OrderEvent }));
 }
 
-// The sorted subquery numbers the batch in publish order.
-const MARK_SENT = `
-UPDATE outbox o SET sent_at = now(), claimed_until = NULL, shipped_seq = s.seq
-FROM (SELECT position, nextval('outbox_shipped_seq') AS seq
-      FROM (SELECT unnest($1::bigint[]) AS position ORDER BY 1) AS sorted) AS s
-WHERE o.position = s.position`;
-
 export async function markSent(db: Queryable, positions: readonly number[]): Promise<void> {
-  await db.query(MARK_SENT, [positions], 'outbox_mark_sent');
+  await db.query('UPDATE outbox SET sent_at = now() WHERE position = ANY($1::bigint[])', [positions], 'outbox_mark_sent');
 }
 
 export async function releaseClaim(db: Queryable, positions: readonly number[]): Promise<void> {
-  await db.query('UPDATE outbox SET claimed_until = NULL WHERE position = ANY($1::bigint[]) AND sent_at IS NULL', [positions]);
+  await db.query('UPDATE outbox SET claimed_at = NULL WHERE position = ANY($1::bigint[]) AND sent_at IS NULL', [positions]);
 }
 
-// What a client that saw `$1` has not seen: events shipped after it, then those not shipped yet.
-// Ordered by shipping, not by position: a transaction that commits late gets an early position.
+// Everything a client that last saw `$1` may have missed: events not confirmed yet, and events
+// confirmed at or after `$1` was claimed (anything published after it was confirmed after that).
+// A few it already had may come again; none it lacked is left out. Position order keeps each
+// order's events in sequence.
 const EVENTS_AFTER = `
-WITH anchor AS (SELECT position, shipped_seq FROM outbox WHERE event_id = $1::uuid)
+WITH anchor AS (SELECT position, claimed_at FROM outbox WHERE event_id = $1::uuid)
 SELECT o.payload::text AS payload FROM outbox o, anchor a
-WHERE o.position <> a.position AND (
-  o.shipped_seq > a.shipped_seq
-  OR (a.shipped_seq IS NOT NULL AND o.shipped_seq IS NULL)
-  OR (a.shipped_seq IS NULL AND o.shipped_seq IS NULL AND o.position > a.position))
-ORDER BY o.shipped_seq NULLS LAST, o.position
+WHERE o.position <> a.position AND (o.sent_at IS NULL OR o.sent_at >= a.claimed_at)
+ORDER BY o.position
 LIMIT $2`;
 
 /**
- * Events a client that saw `eventId` missed, in the order they went out; undefined when that id is
- * not kept any more, or when more than `limit` were missed (the client starts afresh rather than with a gap).
+ * Events a client that saw `eventId` may have missed, each order's in sequence; undefined when
+ * that id is not kept any more, or when more than `limit` were missed (the client starts afresh
+ * rather than with a gap).
  */
 export async function eventsAfter(db: Queryable, eventId: string, limit: number): Promise<OrderEvent[] | undefined> {
   const [anchor] = await db.query('SELECT 1 FROM outbox WHERE event_id = $1::uuid', [eventId]);

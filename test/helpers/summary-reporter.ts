@@ -7,8 +7,8 @@ export default class SummaryReporter implements Reporter {
     const counts = { pass: 0, fail: 0, skip: 0 };
     const visit = (task: RunnerTask) => {
       if (task.type === 'suite') {
-        // A failed beforeAll leaves its tests skipped: the suite itself is the failure.
-        if (task.result?.state === 'fail') counts.fail++;
+        // A failed beforeAll leaves its tests skipped: then the suite itself is the failure.
+        if (task.result?.state === 'fail' && !hasFailedTest(task)) counts.fail++;
         task.tasks.forEach(visit);
         return;
       }
@@ -18,9 +18,13 @@ export default class SummaryReporter implements Reporter {
       else counts.skip++;
     };
     for (const file of files) {
-      if (file.result?.state === 'fail' && !file.tasks.some((t) => t.result?.state === 'fail')) counts.fail++;
+      if (file.result?.state === 'fail' && !hasFailedTest(file) && !file.tasks.some((t) => t.result?.state === 'fail')) counts.fail++;
       file.tasks.forEach(visit);
     }
     process.stdout.write(`\ntests: ${counts.pass} passed, ${counts.fail} failed, ${counts.skip} skipped\n`);
   }
+}
+
+function hasFailedTest(task: RunnerTask): boolean {
+  return task.type === 'suite' ? task.tasks.some(hasFailedTest) : task.result?.state === 'fail';
 }

@@ -58,20 +58,30 @@ for (const { kind, skip } of databaseKinds()) {
     it('when a relay died holding a claim, then another takes the events over once the lease expires', async () => {
       const a = await write(1, 1);
       await claimBatch(db, 10);
-      await db.query("UPDATE outbox SET claimed_until = now() - interval '1 second'");
+      await db.query("UPDATE outbox SET claimed_at = now() - interval '16 seconds'");
       expect(ids(await claimBatch(db, 10))).toEqual([a]);
     });
 
-    it('when events were shipped in another order than written, then resuming follows the shipping order', async () => {
-      const early = await write(1, 1);
-      const late = await write(2, 1);
-      const [e, l] = await claimBatch(db, 10);
-      // The later-written event goes out first, as when the earlier transaction committed late.
-      await markSent(db, [l!.position]);
-      await markSent(db, [e!.position]);
-      const pending = await write(3, 1);
-      expect((await eventsAfter(db, late, 100))!.map((x) => x.id)).toEqual([early, pending]);
-      expect((await eventsAfter(db, early, 100))!.map((x) => x.id)).toEqual([pending]);
+    it('when an earlier-written event went out after the one a client last saw, then resuming includes it', async () => {
+      const before = await write(1, 1);
+      const early = await write(2, 1);
+      const anchor = await write(3, 1);
+      const pending = await write(4, 1);
+      const at = (id: string, claimed: string | null, sent: string | null) =>
+        db.query(`UPDATE outbox SET claimed_at = $2::timestamptz, sent_at = $3::timestamptz WHERE event_id = $1`, [id, claimed, sent]);
+      await at(before, '2026-01-01T00:00:00Z', '2026-01-01T00:00:01Z');
+      await at(anchor, '2026-01-01T00:00:05Z', '2026-01-01T00:00:06Z');
+      // Written before the anchor but committed late, so it was published after the anchor.
+      await at(early, '2026-01-01T00:00:06Z', '2026-01-01T00:00:07Z');
+      expect((await eventsAfter(db, anchor, 100))!.map((x) => x.id)).toEqual([early, pending]);
+      expect((await eventsAfter(db, before, 100))!.map((x) => x.id)).toEqual([early, anchor, pending]);
+    });
+
+    it('when the last seen event is still being confirmed, then everything not yet confirmed is replayed', async () => {
+      const anchor = await write(1, 1);
+      const next = await write(2, 1);
+      await claimBatch(db, 10);
+      expect((await eventsAfter(db, anchor, 100))!.map((x) => x.id)).toEqual([next]);
     });
 
     it('when the resume point is unknown or too far behind, then there is no partial replay', async () => {

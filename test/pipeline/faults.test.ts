@@ -275,7 +275,7 @@ describe.skipIf(unreachable.length > 0)(`the pipeline under faults on PostgreSQL
       const atKill = {
         orders: await count(db, 'SELECT count(*)::int AS n FROM orders'),
         unsent: await count(db, 'SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL'),
-        claimed: await count(db, 'SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL AND claimed_until IS NOT NULL'),
+        claimed: await count(db, 'SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL AND claimed_at IS NOT NULL'),
         logged: await count(db, 'SELECT count(*)::int AS n FROM order_changes'),
       };
 

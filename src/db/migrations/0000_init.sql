@@ -1,4 +1,3 @@
-CREATE SEQUENCE "public"."outbox_shipped_seq" INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 1 CACHE 1;--> statement-breakpoint
 CREATE TABLE "idempotency_keys" (
 	"key" text PRIMARY KEY NOT NULL,
 	"fingerprint" text NOT NULL,
@@ -41,8 +40,7 @@ CREATE TABLE "outbox" (
 	"payload" json NOT NULL,
 	"created_at" timestamp (3) with time zone DEFAULT now() NOT NULL,
 	"sent_at" timestamp (3) with time zone,
-	"shipped_seq" bigint,
-	"claimed_until" timestamp (3) with time zone
+	"claimed_at" timestamp (3) with time zone
 );
 --> statement-breakpoint
 CREATE TABLE "products" (
@@ -66,5 +64,4 @@ CREATE UNIQUE INDEX "outbox_event_id" ON "outbox" USING btree ("event_id");--> s
 CREATE UNIQUE INDEX "outbox_order_sequence" ON "outbox" USING btree ("order_id","sequence");--> statement-breakpoint
 CREATE INDEX "outbox_unsent" ON "outbox" USING btree ("position") WHERE "outbox"."sent_at" IS NULL;--> statement-breakpoint
 CREATE INDEX "outbox_unsent_by_order" ON "outbox" USING btree ("order_id","position") WHERE "outbox"."sent_at" IS NULL;--> statement-breakpoint
-CREATE INDEX "outbox_sent_at" ON "outbox" USING btree ("sent_at");--> statement-breakpoint
-CREATE INDEX "outbox_by_shipped_seq" ON "outbox" USING btree ("shipped_seq");
+CREATE INDEX "outbox_sent_at" ON "outbox" USING btree ("sent_at");
