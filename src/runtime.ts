@@ -3,7 +3,6 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import type { ChangeLog } from './changelog/changelog.js';
 import { createEmbeddedChangeLog } from './changelog/embedded.js';
-import { createMongoChangeLog } from './changelog/mongodb.js';
 import { startChangeLogWriter, type ChangeLogWriter } from './changelog/writer.js';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
@@ -11,7 +10,6 @@ import { migrate } from './db/migrate.js';
 import type { ReadinessCheck } from './http/health.js';
 import type { Broker } from './messaging/broker.js';
 import { createInProcessBroker } from './messaging/in-process.js';
-import { createRabbitMqBroker } from './messaging/rabbitmq.js';
 import { createNotificationHub, type NotificationHub } from './notifications/hub.js';
 import { deleteExpiredKeys } from './orders/idempotency.js';
 import { createOrderService } from './orders/service.js';
@@ -57,14 +55,15 @@ export async function startService(config: Config, options: ServiceOptions): Pro
 
     let changeLog: ChangeLog | undefined;
     if (runs('changelog') || runs('api')) {
+      // Adapters load only when configured: the embedded default starts without their code.
       changeLog = config.MONGODB_URL
-        ? createMongoChangeLog({ url: config.MONGODB_URL, database: config.MONGODB_DB })
+        ? (await import('./changelog/mongodb.js')).createMongoChangeLog({ url: config.MONGODB_URL, database: config.MONGODB_DB })
         : createEmbeddedChangeLog(db);
       closers.push(() => changeLog!.close());
     }
 
     const broker = config.RABBITMQ_URL
-      ? createRabbitMqBroker({
+      ? (await import('./messaging/rabbitmq.js')).createRabbitMqBroker({
           url: config.RABBITMQ_URL,
           exchange: config.RABBITMQ_EXCHANGE,
           logger,

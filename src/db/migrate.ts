@@ -1,8 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { drizzle } from 'drizzle-orm/node-postgres';
-import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import type { PgliteDatabase } from 'drizzle-orm/pglite';
-import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import type pg from 'pg';
 import type { Database } from './client.js';
 
@@ -16,9 +13,11 @@ const MIGRATION_LOCK = 7_340_112;
  */
 export async function migrate(db: Database): Promise<void> {
   if (db.kind === 'pglite') {
+    const { migrate: migratePglite } = await import('drizzle-orm/pglite/migrator');
     await migratePglite(db.drizzle as unknown as PgliteDatabase, { migrationsFolder });
     return;
   }
+  const [{ drizzle }, { migrate: migratePg }] = await Promise.all([import('drizzle-orm/node-postgres'), import('drizzle-orm/node-postgres/migrator')]);
   // The lock must be held on the connection the migrator uses, so take a dedicated one.
   const pool = (db.drizzle as unknown as { $client: pg.Pool }).$client;
   const client = await pool.connect();
