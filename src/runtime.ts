@@ -91,7 +91,15 @@ export async function startService(config: Config, options: ServiceOptions): Pro
 
     let relay: OutboxRelay | undefined;
     if (runs('api')) {
-      relay = startOutboxRelay({ db, broker, logger, sweepMs: config.OUTBOX_SWEEP_MS });
+      relay = startOutboxRelay({
+        db,
+        broker,
+        logger,
+        sweepMs: config.OUTBOX_SWEEP_MS,
+        // RabbitMQ confirms take a disk flush: keep publishing meanwhile. PGlite runs one statement
+        // at a time, so there one batch at a time lets batches grow instead of multiplying claims.
+        maxInFlight: db.kind === 'pglite' ? 1 : 16,
+      });
       const outboxRelay = relay;
       closers.push(() => outboxRelay.stop());
       const maintenance = setInterval(() => void maintain(db, config, logger), MAINTENANCE_MS);

@@ -25,7 +25,9 @@ WHERE position IN (
 RETURNING position, payload::text AS payload`;
 
 export async function claimBatch(db: Queryable, limit: number): Promise<ClaimedEvent[]> {
-  const rows = await db.query<{ position: number; payload: string }>(CLAIM, [limit], 'outbox_claim');
+  // Not a prepared statement: a plan cached while the outbox was small turns quadratic once a
+  // backlog builds up (seen at 50k rows: a claim ran for minutes). Planning it each time is cheap.
+  const rows = await db.query<{ position: number; payload: string }>(CLAIM, [limit]);
   return rows
     .sort((a, b) => a.position - b.position)
     .map((r) => ({ position: r.position, event: JSON.parse(r.payload) as OrderEvent }));
