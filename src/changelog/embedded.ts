@@ -14,13 +14,12 @@ export function createEmbeddedChangeLog(db: Queryable): ChangeLog {
   return {
     async append(events) {
       if (events.length === 0) return 0;
-      return (await db.query(APPEND, [JSON.stringify(events)], 'changelog_append')).length;
+      return (await db.query(APPEND, [JSON.stringify(events)])).length;
     },
     async history(orderId) {
       const rows = await db.query<{ envelope: string }>(
         'SELECT envelope::text AS envelope FROM order_changes WHERE order_id = $1 ORDER BY sequence',
         [orderId],
-        'changelog_history',
       );
       return rows.map((r) => JSON.parse(r.envelope) as OrderEvent);
     },

@@ -8,7 +8,10 @@ export type Drizzle = PgDatabase<PgQueryResultHKT, typeof schema>;
 
 /** What a statement runs on: the database itself, or one transaction. */
 export interface Queryable {
-  /** Runs one statement; `name` makes it a prepared statement on PostgreSQL (hot paths only). */
+  /**
+   * Runs one statement; `name` makes it a prepared statement on PostgreSQL. Only for primary-key
+   * lookups and writes: a cached plan is kept as tables grow, so a scan planned on a small table stays.
+   */
   query<T>(text: string, params?: readonly unknown[], name?: string): Promise<T[]>;
 }
 

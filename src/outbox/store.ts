@@ -34,7 +34,7 @@ export async function claimBatch(db: Queryable, limit: number): Promise<ClaimedE
 }
 
 export async function markSent(db: Queryable, positions: readonly number[]): Promise<void> {
-  await db.query('UPDATE outbox SET sent_at = now() WHERE position = ANY($1::bigint[])', [positions], 'outbox_mark_sent');
+  await db.query('UPDATE outbox SET sent_at = now() WHERE position = ANY($1::bigint[])', [positions]);
 }
 
 export async function releaseClaim(db: Queryable, positions: readonly number[]): Promise<void> {
