@@ -64,7 +64,8 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
     state = 'connecting';
     let conn: ChannelModel;
     try {
-      conn = await amqp.connect(url, { timeout: connectTimeoutMs });
+      // Nagle would hold small frames (publishes, acks) back for the peer's delayed ACK: tens of ms each.
+      conn = await amqp.connect(url, { timeout: connectTimeoutMs, noDelay: true });
     } catch (err) {
       logger.warn({ err, target, retries: failedAttempts }, 'cannot connect to RabbitMQ');
       scheduleReconnect();
