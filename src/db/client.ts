@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import type pg from 'pg';
 import * as schema from './schema.js';
@@ -38,6 +39,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
 
 // Each driver loads only when used, so the embedded default starts without pg and vice versa.
 async function openPglite(dataDir: string | undefined): Promise<Database> {
+  // V8's optimising wasm compiler spends ~0.5 s of a 2-core machine's start-up on PostgreSQL's
+  // wasm; the baseline compiler alone starts far sooner and serves orders as fast (bench/README.md).
+  setFlagsFromString('--liftoff-only');
   const [{ PGlite }, { drizzle: drizzlePglite }] = await Promise.all([import('@electric-sql/pglite'), import('drizzle-orm/pglite')]);
   let dir: string | undefined;
   if (dataDir && dataDir !== ':memory:') {
