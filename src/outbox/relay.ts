@@ -20,8 +20,6 @@ export interface RelayOptions {
 export interface OutboxRelay {
   /** Asks for a drain soon; calls made while one runs fold into one more pass. */
   wake(): void;
-  /** Resolves once nothing is being claimed or shipped (for tests and shutdown). */
-  drained(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -99,7 +97,6 @@ export function startOutboxRelay({ db, broker, logger, sweepMs, batchSize = 500,
 
   return {
     wake,
-    drained: settled,
     async stop() {
       stopped = true;
       clearInterval(sweep);
