@@ -48,7 +48,7 @@ export async function embeddedSection({ options, profileDir }: BenchContext): Pr
     const stored = await verifyOrders({ scalar }, ledger);
     problems.push(...ledger.problems.slice(known).map((p) => `embedded: ${p}`));
     const changes = Number(await scalar<number>('SELECT count(*)::int FROM order_changes'));
-    const unsent = Number(await scalar<number>('SELECT count(*)::int FROM outbox WHERE sent_at IS NULL'));
+    const unsent = Number(await scalar<number>('SELECT count(*)::int FROM outbox o, outbox_checkpoint c WHERE (o.xid, o.position) > (c.xid, c.position)'));
     expect(problems, changes === stored.rows && unsent === 0 && ws.unique() === stored.rows,
       `embedded pipeline: ${stored.rows} orders, ${changes} in the change log, ${unsent} unsent, ${ws.unique()} at the WebSocket client`);
 

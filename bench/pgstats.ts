@@ -44,21 +44,3 @@ export async function quiesce(admin: BenchDatabase, db: BenchDatabase): Promise<
   );
   return { ended: rows?.length ?? 0, queries: (rows ?? []).map((r) => r.q) };
 }
-
-/** How long events waited in the outbox: commit to claim, and claim to marked sent (ms), when the schema records a claim time. */
-export async function relayStages(db: BenchDatabase): Promise<Record<string, number | null> | null> {
-  return db.scalar(
-    `WITH e AS (
-       SELECT extract(epoch FROM ((to_jsonb(o) ->> 'claimed_at')::timestamptz - o.created_at)) * 1000 AS waited,
-              extract(epoch FROM (o.sent_at - (to_jsonb(o) ->> 'claimed_at')::timestamptz)) * 1000 AS shipped,
-              extract(epoch FROM (o.sent_at - o.created_at)) * 1000 AS total
-       FROM outbox o)
-     SELECT json_build_object(
-       'createdToClaimedP50', round(percentile_cont(0.5) WITHIN GROUP (ORDER BY waited)::numeric, 1),
-       'createdToClaimedP99', round(percentile_cont(0.99) WITHIN GROUP (ORDER BY waited)::numeric, 1),
-       'claimedToSentP50', round(percentile_cont(0.5) WITHIN GROUP (ORDER BY shipped)::numeric, 1),
-       'claimedToSentP99', round(percentile_cont(0.99) WITHIN GROUP (ORDER BY shipped)::numeric, 1),
-       'createdToSentP50', round(percentile_cont(0.5) WITHIN GROUP (ORDER BY total)::numeric, 1),
-       'createdToSentP99', round(percentile_cont(0.99) WITHIN GROUP (ORDER BY total)::numeric, 1)) FROM e`,
-  );
-}

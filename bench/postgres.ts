@@ -158,7 +158,7 @@ export async function waitForPipeline(db: BenchDatabase, ws: CountingClient | un
   for (;;) {
     const s = await db.scalar<{ orders: number; changes: number; unsent: number }>(
       `SELECT json_build_object('orders', (SELECT count(*) FROM orders), 'changes', (SELECT count(*) FROM order_changes),
-        'unsent', (SELECT count(*) FROM outbox WHERE sent_at IS NULL))`,
+        'unsent', (SELECT count(*) FROM outbox o, outbox_checkpoint c WHERE (o.xid, o.position) > (c.xid, c.position)))`,
     );
     const wsCount = ws ? ws.unique() : s.orders;
     const complete = s.changes === s.orders && s.unsent === 0 && wsCount === s.orders;

@@ -5,7 +5,6 @@ import { createDatabase, RABBITMQ_URL, RUN_ID, uniqueTopology } from './infra.js
 import { labelProcess, measureCpu, type CpuShare } from './machine.js';
 import { openLoopOrders, type OpenLoopResult } from './notify.js';
 import type { BenchOptions, NotifyScenario } from './options.js';
-import { relayStages } from './pgstats.js';
 import { createUnlimitedProduct, waitForPipeline } from './postgres.js';
 import { ms, type Row } from './report.js';
 import { floorCommand, startServer, type MemoryUsage, type ServerProcess } from './server.js';
@@ -92,7 +91,6 @@ async function notifyScenario({ options, profileDir }: BenchContext, s: NotifySc
   const product = await createUnlimitedProduct(server.url);
   const run = await notifyRun(server, product, `${RUN_ID}n${n}`, s, options, problems);
   const pipeline = await waitForPipeline(db, undefined, 30_000);
-  const stages = await relayStages(db).catch(() => null);
   const stored = await verifyOrders(db, run.ledger);
   problems.push(...run.ledger.problems.filter((p) => p.startsWith('orders table')));
   expect(problems, stored.inFlight === 0 && stored.rows === run.ledger.created.size, `${stored.rows} orders stored for ${run.ledger.created.size} answered 201`);
@@ -114,7 +112,7 @@ async function notifyScenario({ options, profileDir }: BenchContext, s: NotifySc
     envelopeLatency: r.latency, lost: r.lost, expected: r.expected, post: r.post, cpu: r.cpu, delivery: r.delivery, connectMs: r.connectMs,
     envelopesChecked: r.report.checked, received: r.report.received, worstLatencyBySecondMs: r.report.worstBySecond,
   });
-  return { rows: [row], problems, details: { clients: s.clients, ordersPerSecond: s.ordersPerSecond, seconds: s.seconds, service: { ...describe(run), outboxStages: stages }, floor: describe(floor) } };
+  return { rows: [row], problems, details: { clients: s.clients, ordersPerSecond: s.ordersPerSecond, seconds: s.seconds, service: describe(run), floor: describe(floor) } };
 }
 
 /** Polls the clients until every expected envelope arrived, or nothing more arrived for 5 s. */

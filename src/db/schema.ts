@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, check, index, integer, json, numeric, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, check, customType, index, integer, json, numeric, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 const createdAt = () => timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow();
 const updatedAt = () => timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow();
@@ -42,11 +42,18 @@ export const orders = pgTable(
   ],
 );
 
-/** Events written in the same transaction as the change they report; the relay ships them. */
+/** PostgreSQL's 64-bit transaction id: the transaction that wrote a row, which fixes its place in the log. */
+const xid8 = customType<{ data: string; driverData: string }>({ dataType: () => 'xid8' });
+
+/**
+ * Events written in the same transaction as the change they report. Their order is (xid, position):
+ * see src/outbox/store.ts for why that order is exact and never depends on a clock.
+ */
 export const outbox = pgTable(
   'outbox',
   {
     position: bigint('position', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    xid: xid8('xid').notNull().default(sql`pg_current_xact_id()`),
     eventId: uuid('event_id').notNull(),
     orderId: bigint('order_id', { mode: 'number' }).notNull(),
     sequence: integer('sequence').notNull(),
@@ -54,18 +61,20 @@ export const outbox = pgTable(
     // json, not jsonb: the text is kept as written, so the relay ships it without re-encoding.
     payload: json('payload').notNull(),
     createdAt: createdAt(),
-    sentAt: timestamp('sent_at', { withTimezone: true, precision: 3 }),
-    /** When a relay last claimed the row to publish it: its lease, and where WebSocket resume starts. */
-    claimedAt: timestamp('claimed_at', { withTimezone: true, precision: 3 }),
   },
   (t) => [
     uniqueIndex('outbox_event_id').on(t.eventId),
     uniqueIndex('outbox_order_sequence').on(t.orderId, t.sequence),
-    index('outbox_unsent').on(t.position).where(sql`${t.sentAt} IS NULL`),
-    index('outbox_unsent_by_order').on(t.orderId, t.position).where(sql`${t.sentAt} IS NULL`),
-    index('outbox_sent_at').on(t.sentAt),
+    index('outbox_xid_position').on(t.xid, t.position),
   ],
 );
+
+/** Where the relay has shipped the log up to, inclusive: one row, moved once per confirmed batch. */
+export const outboxCheckpoint = pgTable('outbox_checkpoint', {
+  name: text('name').primaryKey(),
+  xid: xid8('xid').notNull(),
+  position: bigint('position', { mode: 'number' }).notNull(),
+});
 
 export const idempotencyKeys = pgTable(
   'idempotency_keys',

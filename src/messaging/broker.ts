@@ -30,5 +30,7 @@ export interface Broker {
   /** Starts consuming; deliveries for one order arrive in publish order. */
   consume(options: ConsumerOptions, handler: (delivery: Delivery) => Promise<void> | void): Promise<void>;
   state(): BrokerState;
+  /** Calls `listener` on every change of state, so waiters resume when the broker comes back. */
+  onStateChange(listener: (state: BrokerState) => void): void;
   close(): Promise<void>;
 }

@@ -189,6 +189,9 @@ export function createInProcessBroker(options: InProcessBrokerOptions = {}): Bro
       return closed ? 'down' : 'up';
     },
 
+    // Up from creation to close; nothing waits for it to change.
+    onStateChange() {},
+
     async close(): Promise<void> {
       if (closed) return;
       closed = true;

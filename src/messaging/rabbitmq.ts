@@ -49,6 +49,12 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
   const consumers = new Set<ConsumerSpec>();
 
   let state: BrokerState = 'connecting';
+  const stateListeners: ((state: BrokerState) => void)[] = [];
+  const setState = (next: BrokerState): void => {
+    if (next === state) return;
+    state = next;
+    for (const listener of stateListeners) listener(next);
+  };
   let connection: ChannelModel | undefined;
   let publisher: ConfirmChannel | undefined;
   let closed = false;
@@ -61,7 +67,7 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
   }
 
   async function connect(): Promise<void> {
-    state = 'connecting';
+    setState('connecting');
     let conn: ChannelModel;
     try {
       // Nagle would hold small frames (publishes, acks) back for the peer's delayed ACK: tens of ms each.
@@ -87,7 +93,7 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
     }
     if (connection !== conn || closed) return;
     failedAttempts = 0;
-    state = 'up';
+    setState('up');
     logger.info({ target, exchange }, 'connected to RabbitMQ');
   }
 
@@ -124,7 +130,7 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
 
   function scheduleReconnect(): void {
     if (closed || retryTimer) return;
-    state = 'down';
+    setState('down');
     const ceiling = Math.min(reconnectMaxMs, reconnectMinMs * 2 ** Math.min(failedAttempts, 30));
     failedAttempts++;
     // Jittered so that many instances do not reconnect in lockstep after an outage.
@@ -179,6 +185,10 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
       return state;
     },
 
+    onStateChange(listener) {
+      stateListeners.push(listener);
+    },
+
     async close(): Promise<void> {
       if (closed) return;
       closed = true;
@@ -188,7 +198,7 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
       const conn = connection;
       connection = undefined;
       publisher = undefined;
-      state = 'down';
+      setState('down');
       if (conn) await closeQuietly(conn);
     },
   };

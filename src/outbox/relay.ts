@@ -1,8 +1,9 @@
-import type { Database } from '../db/client.js';
+import type { Database, Session } from '../db/client.js';
 import type { Broker } from '../messaging/broker.js';
-import { claimBatch, markSent, releaseClaim, type ClaimedEvent } from './store.js';
+import { readAfter, readCheckpoint, saveCheckpoint, type LogPosition } from './store.js';
 
 export interface RelayLogger {
+  info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
 }
 
@@ -10,98 +11,252 @@ export interface RelayOptions {
   db: Database;
   broker: Broker;
   logger: RelayLogger;
-  /** Sweep for events written by other processes or left by a failed attempt. */
+  /** Sweep for events written by other processes, and try to take over from a relay that died. */
   sweepMs: number;
   batchSize?: number;
   /** Batches published and awaiting their confirms at once. */
   maxInFlight?: number;
+  /** Longest wait between attempts while the broker or the database fails (default 5 s). */
+  maxBackoffMs?: number;
 }
 
 export interface OutboxRelay {
-  /** Asks for a drain soon; calls made while one runs fold into one more pass. */
+  /** Events were written: ship them soon (or tell the active relay, in a process that is not it). */
   wake(): void;
+  /** True while this process's relay is the one shipping the log. */
+  isActive(): boolean;
   stop(): Promise<void>;
 }
 
+/** Any constant will do; every instance must agree on it (the migrator uses 7_340_112). */
+const RELAY_LOCK = 7_340_113;
+/** Channel on which a standby process tells the active relay that it wrote events. */
+export const WAKE_CHANNEL = 'order_outbox';
+
+class BrokerUnavailable extends Error {
+  override name = 'BrokerUnavailable';
+}
+
+/** A failure of the relay's own database work, which ends its session (and so its lock). */
+class DatabaseFailure extends Error {
+  override name = 'DatabaseFailure';
+  constructor(override readonly cause: unknown) {
+    super(`outbox database work failed: ${cause instanceof Error ? cause.message : String(cause)}`);
+  }
+}
+
+async function onDatabase<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    throw new DatabaseFailure(error);
+  }
+}
+
+// Whether the active relay's lock is taken, asked on any pooled connection: standbys ask each sweep.
+const LOCK_HELD = `SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+  WHERE l.locktype = 'advisory' AND l.classid = 0 AND l.objid = $1 AND l.objsubid = 1 AND l.granted AND d.datname = current_database()) AS held`;
+
+interface InFlight {
+  readonly at: LogPosition;
+  readonly confirmed: Promise<void>;
+  settled: boolean;
+}
+
 /**
- * Ships outbox events to the broker: claim a batch, publish it, and once confirmed mark it sent.
- * Claims and publishes happen one batch at a time, in order; confirms overlap, so the broker's
- * confirm latency does not hold back the next batch. A crash between publish and mark re-sends
- * the batch later, which the idempotent consumers absorb.
+ * Ships the outbox in log order from a checkpoint: read the next batch after it, publish, and once
+ * the broker confirmed a prefix of batches, move the checkpoint past it (one write per batch, none
+ * per event). One relay is active per database, the one holding a session advisory lock; the
+ * others stand by and take over within a sweep when its connection ends. A crash after a publish
+ * and before the checkpoint ships that batch again, which the idempotent consumers absorb.
  */
-export function startOutboxRelay({ db, broker, logger, sweepMs, batchSize = 500, maxInFlight = 4 }: RelayOptions): OutboxRelay {
-  const shipping = new Set<Promise<void>>();
-  let claiming: Promise<void> | undefined;
-  let wanted = false;
+export function startOutboxRelay(options: RelayOptions): OutboxRelay {
+  const { db, broker, logger, sweepMs } = options;
+  const batchSize = options.batchSize ?? 500;
+  const maxInFlight = options.maxInFlight ?? 4;
+  const maxBackoffMs = options.maxBackoffMs ?? 5000;
+
+  let session: Session | undefined;
+  let checkpoint: LogPosition | undefined;
   let stopped = false;
+  let wanted = true;
+  let resume: (() => void) | undefined;
   let failures = 0;
-  let retryTimer: NodeJS.Timeout | undefined;
+  /** What is wrong right now, so each change is logged once rather than each attempt. */
+  let trouble: string | undefined;
+  let notifying: Promise<void> | undefined;
+  let notifyAgain = false;
 
-  function failed(error: unknown): void {
-    failures++;
-    const delay = Math.min(sweepMs, 50 * 2 ** Math.min(failures, 10));
-    logger.warn({ err: error, retryInMs: delay }, 'outbox relay could not ship events; will retry');
-    clearTimeout(retryTimer);
-    retryTimer = setTimeout(wake, delay);
-  }
-
-  async function ship(batch: ClaimedEvent[]): Promise<void> {
-    const positions = batch.map((b) => b.position);
-    try {
-      // Called synchronously from the claim loop, so batches reach the broker in claim order.
-      await broker.publish(batch.map((b) => b.event));
-    } catch (error) {
-      await releaseClaim(db, positions).catch(() => undefined);
-      throw error;
-    }
-    await markSent(db, positions);
-    failures = 0;
-  }
-
-  async function claimLoop(): Promise<void> {
-    while (!stopped && wanted && shipping.size < maxInFlight) {
-      wanted = false;
-      const batch = await claimBatch(db, batchSize);
-      if (batch.length === 0) continue;
-      // An order's later event becomes claimable once its earlier one is sent: look again then.
-      const shipment = ship(batch)
-        .catch(failed)
-        .finally(() => {
-          shipping.delete(shipment);
-          wake();
-        });
-      shipping.add(shipment);
-      wanted = true;
-    }
-  }
+  const signal = (): void => {
+    resume?.();
+    resume = undefined;
+  };
 
   function wake(): void {
     if (stopped) return;
-    wanted = true;
-    if (claiming) return;
-    claiming = claimLoop()
-      .catch(failed)
+    if (session || db.kind === 'pglite') {
+      wanted = true;
+      signal();
+    } else {
+      tellActiveRelay();
+    }
+  }
+
+  // Standby: one NOTIFY at a time, and at most one more for whatever was written meanwhile.
+  function tellActiveRelay(): void {
+    if (notifying) {
+      notifyAgain = true;
+      return;
+    }
+    notifying = db
+      .query('SELECT pg_notify($1, NULL)', [WAKE_CHANNEL])
+      .then(() => undefined, () => undefined)
       .finally(() => {
-        claiming = undefined;
-        if (wanted && shipping.size < maxInFlight) wake();
+        notifying = undefined;
+        if (notifyAgain && !stopped) {
+          notifyAgain = false;
+          tellActiveRelay();
+        }
       });
   }
 
-  const sweep = setInterval(wake, sweepMs);
-  sweep.unref();
-  wake();
+  broker.onStateChange((state) => {
+    if (state === 'up') signal();
+  });
 
-  async function settled(): Promise<void> {
-    while (claiming || shipping.size > 0) await Promise.all([claiming, ...shipping]);
+  async function lead(): Promise<Session | undefined> {
+    if (session) return session;
+    if (db.kind === 'postgres') {
+      const [lock] = await onDatabase(db.query<{ held: boolean }>(LOCK_HELD, [RELAY_LOCK]));
+      if (lock?.held) return undefined;
+    }
+    const candidate = await onDatabase(db.session());
+    try {
+      const [row] = await candidate.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [RELAY_LOCK]);
+      if (!row?.locked) {
+        candidate.release();
+        return undefined;
+      }
+      await candidate.listen(WAKE_CHANNEL, wake);
+      checkpoint = await readCheckpoint(candidate);
+    } catch (error) {
+      candidate.release(error as Error);
+      throw new DatabaseFailure(error);
+    }
+    session = candidate;
+    void candidate.lost.then(() => dropSession(candidate));
+    logger.info({ checkpoint }, 'outbox relay active');
+    return candidate;
   }
+
+  function dropSession(lost: Session, error?: Error): void {
+    if (session !== lost) return;
+    session = undefined;
+    lost.release(error);
+    wanted = true;
+  }
+
+  /** Ships everything readable; returns when caught up. Throws on the first failure, with nothing lost. */
+  async function drain(active: Session): Promise<void> {
+    let cursor = checkpoint!;
+    let more = true;
+    const window: InFlight[] = [];
+    try {
+      for (;;) {
+        while (!stopped && window.length < maxInFlight && (more || wanted)) {
+          wanted = false;
+          const batch = await onDatabase(readAfter(active, cursor, batchSize));
+          more = batch.length === batchSize;
+          if (batch.length === 0) break;
+          // Checked per batch: a broker that is away fails at once, nothing is read in vain.
+          if (broker.state() !== 'up') throw new BrokerUnavailable(`RabbitMQ is ${broker.state()}`);
+          cursor = batch.at(-1)!.at;
+          const entry: InFlight = { at: cursor, confirmed: broker.publish(batch.map((b) => b.event)), settled: false };
+          entry.confirmed.then(() => (entry.settled = true), () => undefined);
+          window.push(entry);
+        }
+        let head = window.shift();
+        if (!head) return;
+        await head.confirmed;
+        // Batches confirm in publish order on one channel; skip to the last one already confirmed.
+        while (window[0]?.settled) head = window.shift()!;
+        await onDatabase(saveCheckpoint(active, head.at));
+        checkpoint = head.at;
+      }
+    } finally {
+      // Whatever is still in flight is shipped again from the checkpoint next time.
+      for (const entry of window) entry.confirmed.catch(() => undefined);
+    }
+  }
+
+  async function pass(): Promise<void> {
+    const active = await lead();
+    if (!active) return;
+    try {
+      await drain(active);
+    } catch (error) {
+      if (error instanceof DatabaseFailure) dropSession(active, error);
+      throw error;
+    }
+  }
+
+  function recovered(): void {
+    failures = 0;
+    if (trouble === undefined) return;
+    trouble = undefined;
+    logger.info({}, 'outbox relay shipping again');
+  }
+
+  function failed(error: unknown): number {
+    failures++;
+    const kind = error instanceof DatabaseFailure ? 'database' : 'broker';
+    if (trouble !== kind) {
+      trouble = kind;
+      logger.warn({ err: error }, `outbox relay cannot reach the ${kind}; events wait in the outbox and go out when it recovers`);
+    }
+    return Math.min(maxBackoffMs, 50 * 2 ** Math.min(failures, 10));
+  }
+
+  async function run(): Promise<void> {
+    while (!stopped) {
+      if (!wanted) await new Promise<void>((resolve) => (resume = resolve));
+      if (stopped) break;
+      try {
+        await pass();
+        recovered();
+      } catch (error) {
+        const delay = failed(error);
+        // Only the backoff, the broker coming back or stop() end the wait: new orders do not.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay);
+          resume = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wanted = true;
+      }
+    }
+  }
+
+  const sweep = setInterval(() => {
+    if (stopped) return;
+    wanted = true;
+    signal();
+  }, sweepMs);
+  sweep.unref();
+  const running = run();
 
   return {
     wake,
+    isActive: () => session !== undefined,
     async stop() {
       stopped = true;
       clearInterval(sweep);
-      clearTimeout(retryTimer);
-      await settled();
+      signal();
+      await running;
+      await notifying;
+      if (session) dropSession(session);
     },
   };
 }

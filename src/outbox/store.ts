@@ -1,61 +1,81 @@
 import type { Queryable } from '../db/client.js';
 import type { OrderEvent } from '../events/envelope.js';
 
-/**
- * How long a relay may hold claimed events while publishing before another relay may take them;
- * longer than the broker's confirm timeout, so a live relay never loses its claim.
+/*
+ * The outbox is a log, and its order is (xid, position): the writing transaction's id, then the
+ * row's place within the transactions's own writes. A row is readable only once its xid is below
+ * the xmin of a fresh snapshot, i.e. once no transaction that could still commit has an xid at or
+ * below it. That is what makes the order exact, with any number of writers and whatever commits late:
+ *
+ * - Once (x, p) is readable, every row that becomes readable later has xid >= the xmin it was read
+ *   under > x. So a reader that has everything up to (x, p) never finds a new row behind it:
+ *   a checkpoint (the relay) and a client's last event id (WebSocket resume) are both exact.
+ * - An order's events are in sequence: event n+1 is written by a transaction that read event n's
+ *   committed row (the version check), so its xid was assigned after n's transaction had one.
+ * - Nothing here reads a clock: a crash, a re-read or a second relay cannot move a row's place.
+ *
+ * The cost: a long-running transaction anywhere on the server holds xmin back, and the log waits
+ * for it (the order service's own transactions are single statements).
  */
-export const LEASE_SECONDS = 15;
 
-export interface ClaimedEvent {
-  position: number;
-  event: OrderEvent;
+/** A place in the log: the xid8 as text, and the row's position. */
+export interface LogPosition {
+  readonly xid: string;
+  readonly position: number;
 }
 
-// Skips rows another relay holds, and any event whose order still has an earlier unsent event:
-// that is what keeps each order's events in sequence even with several relays.
-const CLAIM = `
-UPDATE outbox SET claimed_at = now()
-WHERE position IN (
-  SELECT o.position FROM outbox o
-  WHERE o.sent_at IS NULL AND (o.claimed_at IS NULL OR o.claimed_at < now() - make_interval(secs => ${LEASE_SECONDS}))
-    AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.order_id = o.order_id AND e.sent_at IS NULL AND e.position < o.position)
-  ORDER BY o.position LIMIT $1
-  FOR UPDATE SKIP LOCKED)
-RETURNING position, payload::text AS payload`;
-
-export async function claimBatch(db: Queryable, limit: number): Promise<ClaimedEvent[]> {
-  // Not a prepared statement: a plan cached while the outbox was small turns quadratic once a
-  // backlog builds up (seen at 50k rows: a claim ran for minutes). Planning it each time is cheap.
-  const rows = await db.query<{ position: number; payload: string }>(CLAIM, [limit]);
-  return rows
-    .sort((a, b) => a.position - b.position)
-    .map((r) => ({ position: r.position, event: JSON.parse(r.payload) as OrderEvent }));
+export interface LoggedEvent {
+  readonly at: LogPosition;
+  readonly event: OrderEvent;
 }
 
-export async function markSent(db: Queryable, positions: readonly number[]): Promise<void> {
-  await db.query('UPDATE outbox SET sent_at = now() WHERE position = ANY($1::bigint[])', [positions]);
+export const LOG_START: LogPosition = { xid: '0', position: 0 };
+
+const READABLE = 'o.xid < pg_snapshot_xmin(pg_current_snapshot())';
+
+// Not prepared: a plan cached while the outbox was small would be kept as a backlog builds up.
+const READ_AFTER = `
+SELECT o.xid::text AS xid, o.position, o.payload::text AS payload FROM outbox o
+WHERE (o.xid, o.position) > ($1::xid8, $2::bigint) AND ${READABLE}
+ORDER BY o.xid, o.position
+LIMIT $3`;
+
+/** The next readable events after `after`, in log order. */
+export async function readAfter(db: Queryable, after: LogPosition, limit: number): Promise<LoggedEvent[]> {
+  const rows = await db.query<{ xid: string; position: number; payload: string }>(READ_AFTER, [after.xid, after.position, limit]);
+  return rows.map((r) => ({ at: { xid: r.xid, position: Number(r.position) }, event: JSON.parse(r.payload) as OrderEvent }));
 }
 
-export async function releaseClaim(db: Queryable, positions: readonly number[]): Promise<void> {
-  await db.query('UPDATE outbox SET claimed_at = NULL WHERE position = ANY($1::bigint[]) AND sent_at IS NULL', [positions]);
+const CHECKPOINT = 'relay';
+
+export async function readCheckpoint(db: Queryable): Promise<LogPosition> {
+  const [row] = await db.query<{ xid: string; position: number }>(
+    'SELECT xid::text AS xid, position FROM outbox_checkpoint WHERE name = $1',
+    [CHECKPOINT],
+  );
+  return row ? { xid: row.xid, position: Number(row.position) } : LOG_START;
 }
 
-// Everything a client that last saw `$1` may have missed: events not confirmed yet, and events
-// confirmed at or after `$1` was claimed (anything published after it was confirmed after that).
-// A few it already had may come again; none it lacked is left out. Position order keeps each
-// order's events in sequence.
+/** Moves the checkpoint forward, never back: a relay that lost its lease cannot undo its successor's progress. */
+export async function saveCheckpoint(db: Queryable, at: LogPosition): Promise<void> {
+  await db.query(
+    `INSERT INTO outbox_checkpoint (name, xid, position) VALUES ($1, $2::xid8, $3)
+     ON CONFLICT (name) DO UPDATE SET xid = EXCLUDED.xid, position = EXCLUDED.position
+     WHERE (outbox_checkpoint.xid, outbox_checkpoint.position) < (EXCLUDED.xid, EXCLUDED.position)`,
+    [CHECKPOINT, at.xid, at.position],
+  );
+}
+
 const EVENTS_AFTER = `
-WITH anchor AS (SELECT position, claimed_at FROM outbox WHERE event_id = $1::uuid)
-SELECT o.payload::text AS payload FROM outbox o, anchor a
-WHERE o.position <> a.position AND (o.sent_at IS NULL OR o.sent_at >= a.claimed_at)
-ORDER BY o.position
+SELECT o.payload::text AS payload FROM outbox o, (SELECT xid, position FROM outbox WHERE event_id = $1::uuid) a
+WHERE (o.xid, o.position) > (a.xid, a.position) AND ${READABLE}
+ORDER BY o.xid, o.position
 LIMIT $2`;
 
 /**
- * Events a client that saw `eventId` may have missed, each order's in sequence; undefined when
- * that id is not kept any more, or when more than `limit` were missed (the client starts afresh
- * rather than with a gap).
+ * Every event after `eventId` in log order, shipped or not yet: exactly what a client that saw it
+ * lacks. Undefined when that id is not kept any more, or when more than `limit` were missed (the
+ * client starts afresh rather than with a gap).
  */
 export async function eventsAfter(db: Queryable, eventId: string, limit: number): Promise<OrderEvent[] | undefined> {
   const [anchor] = await db.query('SELECT 1 FROM outbox WHERE event_id = $1::uuid', [eventId]);
@@ -65,11 +85,22 @@ export async function eventsAfter(db: Queryable, eventId: string, limit: number)
   return rows.map((r) => JSON.parse(r.payload) as OrderEvent);
 }
 
+/** Events written but not shipped yet: the relay's backlog. */
+export async function backlog(db: Queryable): Promise<number> {
+  const [row] = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM outbox o, outbox_checkpoint c WHERE c.name = $1 AND (o.xid, o.position) > (c.xid, c.position)`,
+    [CHECKPOINT],
+  );
+  return row?.n ?? 0;
+}
+
 /** Drops shipped events older than the retention that WebSocket resume promises. */
 export async function deleteShippedBefore(db: Queryable, retentionHours: number): Promise<number> {
   const rows = await db.query(
-    'DELETE FROM outbox WHERE sent_at < now() - make_interval(hours => $1) RETURNING 1',
-    [retentionHours],
+    `DELETE FROM outbox o USING outbox_checkpoint c
+     WHERE c.name = $2 AND (o.xid, o.position) <= (c.xid, c.position) AND o.created_at < now() - make_interval(hours => $1)
+     RETURNING 1`,
+    [retentionHours, CHECKPOINT],
   );
   return rows.length;
 }

@@ -78,8 +78,8 @@ for (const { kind, skip } of databaseKinds()) {
 
     it('when an order is created, then its order.created event is in the outbox in the same transaction', async () => {
       const order = await createOrder(app());
-      const rows = await service.db.query<{ payload: string; sent_at: unknown }>(
-        'SELECT payload::text AS payload, sent_at FROM outbox WHERE order_id = $1 ORDER BY sequence',
+      const rows = await service.db.query<{ payload: string }>(
+        'SELECT payload::text AS payload FROM outbox WHERE order_id = $1 ORDER BY sequence',
         [order.id],
       );
       expect(rows).toHaveLength(1);
