@@ -10,6 +10,7 @@ import { installAuth } from './http/auth.js';
 import { healthRoutes, type ReadinessCheck } from './http/health.js';
 import { installErrorHandling } from './http/problems.js';
 import { installValidators } from './http/validation.js';
+import type { ReplayAfter } from './notifications/catch-up.js';
 import type { NotificationHub } from './notifications/hub.js';
 import { notificationRoutes, notificationWebsocketOptions } from './notifications/routes.js';
 import { orderRoutes } from './orders/routes.js';
@@ -23,7 +24,7 @@ export interface AppDeps {
   /** The order and catalog API, in processes that serve it. */
   api?: { orders: OrderService; catalog: Drizzle };
   /** The WebSocket side, in processes that notify. */
-  notifications?: { hub: NotificationHub; replayAfter: (eventId: string) => Promise<OrderEvent[] | undefined> };
+  notifications?: { hub: NotificationHub; replayAfter: ReplayAfter };
   readiness: Record<string, ReadinessCheck>;
 }
 

@@ -9,6 +9,8 @@ export interface Delivery {
   /** The raw JSON body as received, so fan-out code need not serialize again. */
   readonly body: Buffer;
   readonly redelivered: boolean;
+  /** The event's place in the log (`xid:position`), when the publisher gave one. */
+  readonly logPosition: string | undefined;
   ack(): void;
   nack(): void;
 }
@@ -25,8 +27,11 @@ export interface ConsumerOptions {
 export type BrokerState = 'up' | 'down' | 'connecting';
 
 export interface Broker {
-  /** Publishes every event, in order; resolves only when the broker has confirmed all of them. */
-  publish(events: readonly OrderEvent[]): Promise<void>;
+  /**
+   * Publishes every event, in order; resolves only when the broker has confirmed all of them.
+   * `logPositions`, parallel to `events`, travel with them to consumers (header `x-log-position`).
+   */
+  publish(events: readonly OrderEvent[], logPositions?: readonly string[]): Promise<void>;
   /** Starts consuming; deliveries for one order arrive in publish order. */
   consume(options: ConsumerOptions, handler: (delivery: Delivery) => Promise<void> | void): Promise<void>;
   state(): BrokerState;

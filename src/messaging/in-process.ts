@@ -20,6 +20,7 @@ interface Message {
   readonly seq: number;
   readonly event: OrderEvent;
   readonly body: Buffer;
+  readonly logPosition: string | undefined;
   readonly publish: PendingPublish | undefined;
   redelivered: boolean;
 }
@@ -55,8 +56,8 @@ export function createInProcessBroker(options: InProcessBrokerOptions = {}): Bro
     return { ready: [], consumers: [], nextConsumer: 0, nextSeq: 0, dispatchScheduled: false };
   }
 
-  function enqueue(queue: Queue, event: OrderEvent, body: Buffer, publish?: PendingPublish): void {
-    queue.ready.push({ seq: queue.nextSeq++, event, body, publish, redelivered: false });
+  function enqueue(queue: Queue, event: OrderEvent, body: Buffer, logPosition: string | undefined, publish?: PendingPublish): void {
+    queue.ready.push({ seq: queue.nextSeq++, event, body, logPosition, publish, redelivered: false });
     scheduleDispatch(queue);
   }
 
@@ -110,6 +111,7 @@ export function createInProcessBroker(options: InProcessBrokerOptions = {}): Bro
       event: message.event,
       body: message.body,
       redelivered: message.redelivered,
+      logPosition: message.logPosition,
       ack() {
         if (!settle()) return;
         consumer.inFlight--;
@@ -154,16 +156,17 @@ export function createInProcessBroker(options: InProcessBrokerOptions = {}): Bro
   }
 
   return {
-    async publish(events: readonly OrderEvent[]): Promise<void> {
+    async publish(events: readonly OrderEvent[], logPositions?: readonly string[]): Promise<void> {
       if (closed) throw new Error('in-process broker is closed');
       const durable = [...durableQueues.values()];
       const { publish, done } = awaitDurableAcks(events.length * durable.length);
-      for (const event of events) {
+      for (const [i, event] of events.entries()) {
+        const logPosition = logPositions?.[i];
         const body = Buffer.from(JSON.stringify(event));
         // Consumers see what RabbitMQ would hand them: the event as it survives JSON.
         const delivered = JSON.parse(body.toString('utf8')) as OrderEvent;
-        for (const queue of durable) enqueue(queue, delivered, body, publish);
-        for (const queue of privateQueues) enqueue(queue, delivered, body);
+        for (const queue of durable) enqueue(queue, delivered, body, logPosition, publish);
+        for (const queue of privateQueues) enqueue(queue, delivered, body, logPosition);
       }
       await done;
     },

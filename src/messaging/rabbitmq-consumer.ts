@@ -3,6 +3,9 @@ import type { ConsumerOptions, Delivery } from './broker.js';
 import { decodeEvent } from './decode.js';
 import type { BrokerLogger } from './logger.js';
 
+/** The message header that carries an event's place in the log. */
+export const LOG_POSITION_HEADER = 'x-log-position';
+
 /** Both event types; a queue bound with it receives every order event. */
 export const ORDER_EVENTS_PATTERN = 'order.*';
 
@@ -77,6 +80,7 @@ export async function startConsumer(
       event: decoded.event,
       body: message.content,
       redelivered: message.fields.redelivered,
+      logPosition: headerString(message.properties.headers?.[LOG_POSITION_HEADER]),
       ack() {
         if (settled) return;
         settled = true;
@@ -98,4 +102,10 @@ export async function startConsumer(
   };
 
   await channel.consume(queue, onMessage, { noAck: false });
+}
+
+// amqplib hands header strings back as Buffers when they were sent as long strings.
+function headerString(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  return Buffer.isBuffer(value) ? value.toString('utf8') : undefined;
 }

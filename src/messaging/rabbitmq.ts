@@ -2,7 +2,7 @@ import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { EXCHANGE, type OrderEvent } from '../events/envelope.js';
 import type { Broker, BrokerState, ConsumerOptions } from './broker.js';
 import { silentLogger, type BrokerLogger } from './logger.js';
-import { declareDurableQueue, startConsumer, type Handler } from './rabbitmq-consumer.js';
+import { declareDurableQueue, LOG_POSITION_HEADER, startConsumer, type Handler } from './rabbitmq-consumer.js';
 
 export interface RabbitMqBrokerOptions {
   /** amqp:// or amqps:// URL; a `heartbeat` query parameter overrides heartbeatSeconds. */
@@ -141,10 +141,16 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
     }, delay);
   }
 
-  function publishOne(channel: ConfirmChannel, event: OrderEvent): Promise<void> {
+  function publishOne(channel: ConfirmChannel, event: OrderEvent, logPosition: string | undefined): Promise<void> {
     return new Promise((resolve, reject) => {
       const body = Buffer.from(JSON.stringify(event));
-      const properties = { persistent: true, messageId: event.id, contentType: 'application/json', type: event.type };
+      const properties = {
+        persistent: true,
+        messageId: event.id,
+        contentType: 'application/json',
+        type: event.type,
+        ...(logPosition ? { headers: { [LOG_POSITION_HEADER]: logPosition } } : {}),
+      };
       channel.publish(exchange, event.type, body, properties, (err: unknown) => {
         if (err) reject(err instanceof Error ? err : new Error(String(err)));
         else resolve();
@@ -155,12 +161,12 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
   connectNow();
 
   return {
-    async publish(events: readonly OrderEvent[]): Promise<void> {
+    async publish(events: readonly OrderEvent[], logPositions?: readonly string[]): Promise<void> {
       if (closed) throw new Error('RabbitMQ broker is closed');
       const channel = publisher;
       if (!channel || state !== 'up') throw new Error(`RabbitMQ is ${state}; events not published`);
       // A channel that dies mid-way rejects every unconfirmed message; a stalled one hits the timeout.
-      const confirms = Promise.all(events.map((event) => publishOne(channel, event)));
+      const confirms = Promise.all(events.map((event, i) => publishOne(channel, event, logPositions?.[i])));
       await withTimeout(confirms, confirmTimeoutMs, `RabbitMQ did not confirm within ${confirmTimeoutMs} ms`);
     },
 

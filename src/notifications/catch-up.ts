@@ -1,10 +1,17 @@
 import type { OrderEvent } from '../events/envelope.js';
+import type { LogPosition } from '../events/log-position.js';
 import type { Client } from './client.js';
 import { toOutgoing, type Outgoing } from './frame.js';
 import type { EventLedger } from './ledger.js';
 
-/** The events recorded after `eventId`, in global order; undefined when that id is unknown (e.g. cleaned up). */
-export type ReplayAfter = (eventId: string) => Promise<OrderEvent[] | undefined>;
+/** What a client that saw an event lacks: the events after it in log order, and where it stands (when known). */
+export interface Replay {
+  readonly events: OrderEvent[];
+  readonly from?: LogPosition;
+}
+
+/** The replay after `eventId`; undefined when that id is unknown (e.g. cleaned up). */
+export type ReplayAfter = (eventId: string) => Promise<Replay | undefined>;
 
 export const CLOSE_UNKNOWN_EVENT = 4404;
 
@@ -21,21 +28,23 @@ export async function catchUp(client: Client, after: string, replayAfter: Replay
   const backlog: Outgoing[] = [];
   client.backlog = backlog;
 
-  let events: OrderEvent[] | undefined;
+  let replayed: Replay | undefined;
   try {
-    events = await replayAfter(after);
+    replayed = await replayAfter(after);
   } catch (err) {
     log.warn({ err, after }, 'notification replay failed');
     client.closeWith(1011, 'replay failed; try again later');
     return;
   }
   if (!client.isOpen()) return;
-  if (events === undefined) {
+  if (replayed === undefined) {
     client.closeWith(CLOSE_UNKNOWN_EVENT, `unknown event id in after: ${after}; reconnect without after`);
     return;
   }
+  // A relay that restarts ships again from its checkpoint: what is at or before `after`, the client had.
+  client.floor = replayed.from;
 
-  const replay = events.filter((event) => client.matches(event.order_id, event.order.client_email.toLowerCase()));
+  const replay = replayed.events.filter((event) => client.matches(event.order_id, event.order.client_email.toLowerCase()));
   const replayedIds = new Set(replay.map((event) => event.id));
   for (const event of replay) {
     if (!(await client.writePaced(toOutgoing(event)))) return;

@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
+import { comparePositions, type LogPosition } from '../events/log-position.js';
 import type { Outgoing } from './frame.js';
 import type { EventLedger } from './ledger.js';
 
@@ -36,6 +37,8 @@ export class Client {
   alive = true;
   /** Live events held back while a replay is being sent; undefined once the client is live. */
   backlog: Outgoing[] | undefined;
+  /** A resumed client's last event: live events at or before it in the log are ones it already had. */
+  floor: LogPosition | undefined;
   /** Replayed events the hub has not broadcast yet, skipped when they arrive live. */
   readonly replayed = new Map<string, ReplayedEvent>();
   private readonly raw: Duplex | undefined;
@@ -66,6 +69,7 @@ export class Client {
   offer(out: Outgoing): void {
     if (!this.matches(out.event.order_id, out.emailKey)) return;
     if (this.replayed.size > 0 && this.replayed.delete(out.event.id)) return;
+    if (this.floor && out.position && comparePositions(out.position, this.floor) <= 0) return;
     if (this.backlog === undefined) {
       this.write(out);
     } else if (this.backlog.length < this.limits.maxCatchUpBacklog) {

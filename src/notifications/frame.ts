@@ -1,5 +1,6 @@
 import * as ws from 'ws';
 import type { OrderEvent } from '../events/envelope.js';
+import { parsePosition, type LogPosition } from '../events/log-position.js';
 
 interface FrameOptions {
   fin: boolean;
@@ -29,10 +30,12 @@ export interface Outgoing {
   readonly frame: Buffer;
   /** `order.client_email` lower-cased once, for the case-insensitive filter. */
   readonly emailKey: string;
+  /** Its place in the log, when the broker carried it. */
+  readonly position: LogPosition | undefined;
 }
 
-export function toOutgoing(event: OrderEvent, body?: Buffer): Outgoing {
+export function toOutgoing(event: OrderEvent, body?: Buffer, logPosition?: string): Outgoing {
   const payload = body ?? Buffer.from(JSON.stringify(event));
   const frame = Buffer.concat(Sender.frame(payload, { fin: true, opcode: TEXT_OPCODE, mask: false, readOnly: true, rsv1: false }));
-  return { event, payload, frame, emailKey: event.order.client_email.toLowerCase() };
+  return { event, payload, frame, emailKey: event.order.client_email.toLowerCase(), position: parsePosition(logPosition) };
 }

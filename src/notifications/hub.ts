@@ -50,7 +50,7 @@ export interface HubStats {
 
 export interface NotificationHub {
   /** Sends the event to every matching client; `body`, when given, is its JSON and is sent as is. */
-  broadcast(event: OrderEvent, body?: Buffer): BroadcastResult;
+  broadcast(event: OrderEvent, body?: Buffer, logPosition?: string): BroadcastResult;
   /** Takes over an open socket: filters, keep-alive, backpressure and, with `after`, the replay. */
   connect(socket: WebSocket, options?: ConnectOptions): void;
   clientCount(): number;
@@ -87,14 +87,14 @@ export function createNotificationHub(options: NotificationHubOptions = {}): Not
   pinger.unref();
 
   return {
-    broadcast(event, body) {
+    broadcast(event, body, logPosition) {
       const verdict = ledger.admit(event);
       if (verdict !== 'new') {
         dropped[verdict] += 1;
         return verdict;
       }
       if (clients.size === 0) return 'broadcast';
-      const out = toOutgoing(event, body);
+      const out = toOutgoing(event, body, logPosition);
       for (const client of clients) {
         try {
           client.offer(out);

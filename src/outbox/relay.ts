@@ -1,5 +1,6 @@
 import type { Database, Session } from '../db/client.js';
 import type { Broker } from '../messaging/broker.js';
+import { formatPosition } from '../events/log-position.js';
 import { readAfter, readCheckpoint, saveCheckpoint, type LogPosition } from './store.js';
 
 export interface RelayLogger {
@@ -80,7 +81,10 @@ export function startOutboxRelay(options: RelayOptions): OutboxRelay {
   let checkpoint: LogPosition | undefined;
   let stopped = false;
   let wanted = true;
+  /** Ends the idle wait: new events, a sweep, the broker coming back, stop(). */
   let resume: (() => void) | undefined;
+  /** Ends a back-off early: only the broker coming back, or stop(). */
+  let retryNow: (() => void) | undefined;
   let failures = 0;
   /** What is wrong right now, so each change is logged once rather than each attempt. */
   let trouble: string | undefined;
@@ -90,6 +94,11 @@ export function startOutboxRelay(options: RelayOptions): OutboxRelay {
   const signal = (): void => {
     resume?.();
     resume = undefined;
+  };
+  const interrupt = (): void => {
+    signal();
+    retryNow?.();
+    retryNow = undefined;
   };
 
   function wake(): void {
@@ -121,7 +130,7 @@ export function startOutboxRelay(options: RelayOptions): OutboxRelay {
   }
 
   broker.onStateChange((state) => {
-    if (state === 'up') signal();
+    if (state === 'up') interrupt();
   });
 
   async function lead(): Promise<Session | undefined> {
@@ -171,7 +180,8 @@ export function startOutboxRelay(options: RelayOptions): OutboxRelay {
           // Checked per batch: a broker that is away fails at once, nothing is read in vain.
           if (broker.state() !== 'up') throw new BrokerUnavailable(`RabbitMQ is ${broker.state()}`);
           cursor = batch.at(-1)!.at;
-          const entry: InFlight = { at: cursor, confirmed: broker.publish(batch.map((b) => b.event)), settled: false };
+          const confirmed = broker.publish(batch.map((b) => b.event), batch.map((b) => formatPosition(b.at)));
+          const entry: InFlight = { at: cursor, confirmed, settled: false };
           entry.confirmed.then(() => (entry.settled = true), () => undefined);
           window.push(entry);
         }
@@ -226,10 +236,13 @@ export function startOutboxRelay(options: RelayOptions): OutboxRelay {
         recovered();
       } catch (error) {
         const delay = failed(error);
-        // Only the backoff, the broker coming back or stop() end the wait: new orders do not.
+        // Only the back-off, the broker coming back or stop() end the wait: new events do not.
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, delay);
-          resume = () => {
+          const timer = setTimeout(() => {
+            retryNow = undefined;
+            resolve();
+          }, delay);
+          retryNow = () => {
             clearTimeout(timer);
             resolve();
           };
@@ -253,7 +266,7 @@ export function startOutboxRelay(options: RelayOptions): OutboxRelay {
     async stop() {
       stopped = true;
       clearInterval(sweep);
-      signal();
+      interrupt();
       await running;
       await notifying;
       if (session) dropSession(session);

@@ -1,9 +1,12 @@
 import type { Queryable } from '../db/client.js';
 import type { OrderEvent } from '../events/envelope.js';
+import { LOG_START, type LogPosition } from '../events/log-position.js';
+
+export { LOG_START, type LogPosition };
 
 /*
  * The outbox is a log, and its order is (xid, position): the writing transaction's id, then the
- * row's place within the transactions's own writes. A row is readable only once its xid is below
+ * row's place among all writes. A row is readable only once its xid is below
  * the xmin of a fresh snapshot, i.e. once no transaction that could still commit has an xid at or
  * below it. That is what makes the order exact, with any number of writers and whatever commits late:
  *
@@ -18,18 +21,10 @@ import type { OrderEvent } from '../events/envelope.js';
  * for it (the order service's own transactions are single statements).
  */
 
-/** A place in the log: the xid8 as text, and the row's position. */
-export interface LogPosition {
-  readonly xid: string;
-  readonly position: number;
-}
-
 export interface LoggedEvent {
   readonly at: LogPosition;
   readonly event: OrderEvent;
 }
-
-export const LOG_START: LogPosition = { xid: '0', position: 0 };
 
 const READABLE = 'o.xid < pg_snapshot_xmin(pg_current_snapshot())';
 
@@ -67,22 +62,32 @@ export async function saveCheckpoint(db: Queryable, at: LogPosition): Promise<vo
 }
 
 const EVENTS_AFTER = `
-SELECT o.payload::text AS payload FROM outbox o, (SELECT xid, position FROM outbox WHERE event_id = $1::uuid) a
-WHERE (o.xid, o.position) > (a.xid, a.position) AND ${READABLE}
+SELECT o.payload::text AS payload FROM outbox o
+WHERE (o.xid, o.position) > ($1::xid8, $2::bigint) AND ${READABLE}
 ORDER BY o.xid, o.position
-LIMIT $2`;
+LIMIT $3`;
+
+export interface Replay {
+  /** Where the client's last event stands: anything live at or before it, it has already had. */
+  readonly from: LogPosition;
+  readonly events: OrderEvent[];
+}
 
 /**
  * Every event after `eventId` in log order, shipped or not yet: exactly what a client that saw it
  * lacks. Undefined when that id is not kept any more, or when more than `limit` were missed (the
  * client starts afresh rather than with a gap).
  */
-export async function eventsAfter(db: Queryable, eventId: string, limit: number): Promise<OrderEvent[] | undefined> {
-  const [anchor] = await db.query('SELECT 1 FROM outbox WHERE event_id = $1::uuid', [eventId]);
+export async function eventsAfter(db: Queryable, eventId: string, limit: number): Promise<Replay | undefined> {
+  const [anchor] = await db.query<{ xid: string; position: number }>(
+    'SELECT xid::text AS xid, position FROM outbox WHERE event_id = $1::uuid',
+    [eventId],
+  );
   if (!anchor) return undefined;
-  const rows = await db.query<{ payload: string }>(EVENTS_AFTER, [eventId, limit + 1]);
+  const from = { xid: anchor.xid, position: Number(anchor.position) };
+  const rows = await db.query<{ payload: string }>(EVENTS_AFTER, [from.xid, from.position, limit + 1]);
   if (rows.length > limit) return undefined;
-  return rows.map((r) => JSON.parse(r.payload) as OrderEvent);
+  return { from, events: rows.map((r) => JSON.parse(r.payload) as OrderEvent) };
 }
 
 /** Events written but not shipped yet: the relay's backlog. */

@@ -8,7 +8,7 @@ import WebSocket, { type ClientOptions } from 'ws';
 import type { OrderEvent } from '../../src/events/envelope.js';
 import { installErrorHandling } from '../../src/http/problems.js';
 import { installValidators } from '../../src/http/validation.js';
-import type { ReplayAfter } from '../../src/notifications/catch-up.js';
+import type { Replay, ReplayAfter } from '../../src/notifications/catch-up.js';
 import { createNotificationHub, type NotificationHub, type NotificationHubOptions } from '../../src/notifications/hub.js';
 import { notificationRoutes, notificationWebsocketOptions } from '../../src/notifications/routes.js';
 
@@ -33,7 +33,7 @@ export async function startNotifier(
     ...websocketOptions,
     options: { ...websocketOptions.options, perMessageDeflate: options.perMessageDeflate ?? false },
   });
-  await app.register(notificationRoutes, { hub, replayAfter: options.replayAfter ?? (async () => []) });
+  await app.register(notificationRoutes, { hub, replayAfter: options.replayAfter ?? (async () => ({ events: [] })) });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;
   return {
@@ -131,9 +131,13 @@ export function createEventTable() {
       events.push(...recorded);
       return recorded;
     },
-    after(eventId: string): OrderEvent[] | undefined {
+    after(eventId: string): Replay | undefined {
       const index = events.findIndex((e) => e.id === eventId);
-      return index === -1 ? undefined : events.slice(index + 1);
+      return index === -1 ? undefined : { events: events.slice(index + 1), from: { xid: '1', position: index + 1 } };
+    },
+    /** The event's place in this table as the relay would carry it (`xid:position`). */
+    positionOf(event: OrderEvent): string {
+      return `1:${events.indexOf(event) + 1}`;
     },
   };
 }

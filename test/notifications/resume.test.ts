@@ -37,7 +37,24 @@ describe('resume with ?after=', () => {
 
     await client.waitForEvents(5);
     expect(client.events.map((e) => e.id)).toEqual([missed, liveDuringReplay, liveAfterReplay, newDuringReplay, newAfterReplay].map((e) => e!.id));
-    expect(client.events.map((e) => e.id)).toEqual(table.after(seen2!.id)?.map((e) => e.id));
+    expect(client.events.map((e) => e.id)).toEqual(table.after(seen2!.id)?.events.map((e) => e.id));
+  });
+
+  it('when a restarted relay ships again events at or before the resume point, then the resumed client does not get them twice', async () => {
+    const table = createEventTable();
+    notifier = await startNotifier({ replayAfter: async (id) => table.after(id) });
+    const [early, seen, missed] = table.record(makeEvent({ orderId: 1 }), makeEvent({ orderId: 2 }), makeEvent({ orderId: 1, sequence: 2 }));
+
+    const client = await connect(notifier.url({ after: seen!.id }));
+    await client.waitForEvents(1);
+    // This notifier never broadcast them (it is new), so only their log position says the client had them.
+    for (const event of [early, seen, missed]) notifier.hub.broadcast(event!, undefined, table.positionOf(event!));
+    const [next] = table.record(makeEvent({ orderId: 3 }));
+    notifier.hub.broadcast(next!, undefined, table.positionOf(next!));
+
+    await client.waitForEvents(2);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(client.events.map((e) => e.id)).toEqual([missed!.id, next!.id]);
   });
 
   it('when the client filters, then the replay is filtered too', async () => {
