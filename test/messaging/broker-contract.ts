@@ -77,6 +77,23 @@ export function brokerContract(
       expect(JSON.parse(durable.deliveries[5]!.body.toString('utf8'))).toEqual(events[5]);
     });
 
+    it('when events are published with their log positions, then each delivery carries its own, and none without', async () => {
+      const broker = await newBroker();
+      const durable = collector();
+      const own = collector();
+      await broker.consume({ durable: true, queue: durableQueue(), prefetch: 10 }, durable.handler);
+      await broker.consume({ durable: false, prefetch: 10 }, own.handler);
+      const [a, b, c] = makeEvents(3);
+
+      await broker.publish([a!, b!], ['17:1', '18446744073709551615:2']);
+      await broker.publish([c!]);
+
+      for (const consumer of [durable, own]) {
+        await waitFor(() => expect(consumer.deliveries).toHaveLength(3));
+        expect(consumer.deliveries.map((d) => d.logPosition)).toEqual(['17:1', '18446744073709551615:2', undefined]);
+      }
+    });
+
     it('when two non-durable consumers listen, then each receives every event', async () => {
       const broker = await newBroker();
       const first = collector();
