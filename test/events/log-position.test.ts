@@ -7,7 +7,11 @@ const position = fc.record({ xid: xid8, position: fc.integer({ min: 0, max: Numb
 
 describe('log positions', () => {
   it('when a position is formatted, then parsing gives it back', () => {
-    fc.assert(fc.property(position, (p) => expect(parsePosition(formatPosition(p))).toEqual(p)));
+    fc.assert(
+      fc.property(position, (p) => {
+        expect(parsePosition(formatPosition(p))).toEqual(p);
+      }),
+    );
   });
 
   it('when two positions are compared, then the transaction id decides first (as 64-bit numbers, not text), then the position', () => {
