@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { POSTGRES_TIMEOUTS } from './db/client.js';
 
 export const ROLES = ['all', 'api', 'notifier', 'changelog'] as const;
 export type Role = (typeof ROLES)[number];
@@ -21,6 +22,10 @@ const Env = Type.Object({
   DATABASE_NAME: Type.Optional(Type.String({ minLength: 1 })),
   DATABASE_PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
   DATABASE_POOL_SIZE: Int(1, 1000, 20, 'PostgreSQL connections per process'),
+  DATABASE_CONNECT_TIMEOUT_MS: Int(100, 600_000, POSTGRES_TIMEOUTS.connectMs, 'longest wait to open a PostgreSQL connection or get a pooled one'),
+  DATABASE_QUERY_TIMEOUT_MS: Int(100, 86_400_000, POSTGRES_TIMEOUTS.queryMs, 'longest wait for a statement\'s answer; the connection is then dropped'),
+  DATABASE_STATEMENT_TIMEOUT_MS: Int(0, 86_400_000, POSTGRES_TIMEOUTS.statementMs, 'PostgreSQL statement_timeout; 0 = the server\'s setting'),
+  DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: Int(0, 86_400_000, POSTGRES_TIMEOUTS.idleInTransactionMs, 'PostgreSQL idle_in_transaction_session_timeout; 0 = the server\'s setting'),
   DATA_DIR: Type.String({ minLength: 1, default: './data', description: 'where the embedded database keeps its files' }),
   RABBITMQ_URL: Type.Optional(Type.String({ pattern: '^amqps?://', description: 'RabbitMQ; unset = in-process broker' })),
   RABBITMQ_EXCHANGE: Type.String({ minLength: 1, maxLength: 255, default: 'orders', description: 'topic exchange order events are published to' }),
@@ -69,6 +74,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (config.apiKeys.length === 0 && !LOOPBACK.test(config.HOST)) {
     throw new ConfigError(
       `refusing to listen on HOST=${config.HOST} without API_KEYS: set API_KEYS to require bearer keys, or listen on 127.0.0.1`,
+    );
+  }
+  if (config.DATABASE_STATEMENT_TIMEOUT_MS >= config.DATABASE_QUERY_TIMEOUT_MS) {
+    throw new ConfigError(
+      `invalid setting DATABASE_STATEMENT_TIMEOUT_MS=${config.DATABASE_STATEMENT_TIMEOUT_MS}: keep it below DATABASE_QUERY_TIMEOUT_MS=${config.DATABASE_QUERY_TIMEOUT_MS}, so that the server cancels a slow statement before the client drops its connection`,
     );
   }
   if (config.ROLE !== 'all' && (!config.DATABASE_URL || !config.RABBITMQ_URL)) {

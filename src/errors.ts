@@ -42,6 +42,17 @@ export class ApiError extends Error {
   }
 }
 
+/** A dependency a request needs did not answer in time; the HTTP layer answers 503 service_unavailable. */
+export class DependencyUnavailableError extends Error {
+  override name = 'DependencyUnavailableError';
+  constructor(
+    readonly dependency: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${dependency} is unavailable`, options);
+  }
+}
+
 export const Problem = Type.Object(
   {
     type: Type.String(),

@@ -112,6 +112,9 @@ export async function startService(config: Config, options: ServiceOptions): Pro
       // Orders wait in the outbox while the broker is away; a notifier or writer without it has nothing to do.
       broker: { critical: config.ROLE === 'notifier' || config.ROLE === 'changelog', check: () => broker.state() },
     };
+    const log = changeLog;
+    // Events wait in the queue while the change log is away; a changelog-only process then has nothing to do.
+    if (log) readiness.changelog = { critical: config.ROLE === 'changelog', check: () => log.state() };
     const app = await buildApp({
       logger,
       apiKeys: config.apiKeys,

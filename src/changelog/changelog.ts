@@ -6,6 +6,8 @@ export interface ChangeLog {
   append(events: readonly OrderEvent[]): Promise<number>;
   /** One order's events, oldest first. */
   history(orderId: number): Promise<OrderEvent[]>;
+  /** 'up', or what is wrong, answered within about 2 s: for /readyz. */
+  state(): Promise<string>;
   close(): Promise<void>;
 }
 

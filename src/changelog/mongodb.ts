@@ -1,18 +1,66 @@
-import { MongoBulkWriteError, MongoClient, type AnyBulkWriteOperation } from 'mongodb';
+import {
+  MongoBulkWriteError,
+  MongoClient,
+  MongoClientClosedError,
+  MongoNetworkError,
+  MongoNotConnectedError,
+  MongoOperationTimeoutError,
+  MongoServerError,
+  MongoServerSelectionError,
+  MongoTopologyClosedError,
+  type AnyBulkWriteOperation,
+  type Collection,
+} from 'mongodb';
+import { DependencyUnavailableError } from '../errors.js';
 import type { OrderEvent } from '../events/envelope.js';
 import { CHANGE_LOG_COLLECTION, type ChangeLog } from './changelog.js';
 
-type ChangeDocument = Omit<OrderEvent, 'id'> & { _id: string };
+export type ChangeDocument = Omit<OrderEvent, 'id'> & { _id: string };
+
+/** What the change log uses of its collection; tests hand in one whose writes fail as the driver's do. */
+export type ChangeCollection = Pick<Collection<ChangeDocument>, 'bulkWrite' | 'createIndex' | 'find'>;
+
+export interface ChangeStore {
+  readonly collection: ChangeCollection;
+  /** Resolves once the client can run operations; may be called again after it failed. */
+  connect(): Promise<unknown>;
+  ping(): Promise<unknown>;
+  close(): Promise<void>;
+}
 
 const DUPLICATE_KEY = 11000;
+/** Long enough for a healthy server, short enough that a reader gets its 503 within about 2 s. */
+const DEFAULT_TIMEOUT_MS = 1500;
+// Server answers that mean "not now" rather than "never": the retryable-read codes of the driver specs.
+const UNAVAILABLE_CODES = new Set([6, 7, 50, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);
 
 /**
  * The change log in MongoDB: one document per event, `_id` = event id, so a redelivery changes
  * nothing. It connects lazily, so a MongoDB that is down delays the log, not the service's start.
  */
 export function createMongoChangeLog(options: { url: string; database: string; timeoutMs?: number }): ChangeLog {
-  const client = new MongoClient(options.url, { serverSelectionTimeoutMS: options.timeoutMs ?? 10_000 });
-  const collection = client.db(options.database).collection<ChangeDocument>(CHANGE_LOG_COLLECTION);
+  const timeoutMS = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const client = new MongoClient(options.url, { serverSelectionTimeoutMS: timeoutMS, connectTimeoutMS: timeoutMS });
+  const db = client.db(options.database);
+  let connecting: Promise<unknown> | undefined;
+  const store: ChangeStore = {
+    collection: db.collection<ChangeDocument>(CHANGE_LOG_COLLECTION),
+    // After a failed first connect the driver keeps a closed topology and fails every later
+    // operation at once; connecting again opens a new one.
+    connect: () =>
+      (connecting ??= client.connect().catch((error: unknown) => {
+        connecting = undefined;
+        throw error;
+      })),
+    ping: () => db.command({ ping: 1 }, { timeoutMS }),
+    close: () => client.close(),
+  };
+  return changeLogOn(store, timeoutMS);
+}
+
+/** The change log over a store; `readTimeoutMs` bounds a history read from start to answer. */
+export function changeLogOn(store: ChangeStore, readTimeoutMs = DEFAULT_TIMEOUT_MS): ChangeLog {
+  const { collection } = store;
   let indexed: Promise<unknown> | undefined;
   const ensureIndex = () => {
     indexed ??= collection.createIndex({ order_id: 1, sequence: 1 }, { name: 'order_id_sequence' }).catch((error: unknown) => {
@@ -25,6 +73,7 @@ export function createMongoChangeLog(options: { url: string; database: string; t
   return {
     async append(events) {
       if (events.length === 0) return 0;
+      await store.connect();
       await ensureIndex();
       const operations: AnyBulkWriteOperation<ChangeDocument>[] = events.map(({ id, ...rest }) => ({
         updateOne: { filter: { _id: id }, update: { $setOnInsert: rest }, upsert: true },
@@ -32,17 +81,66 @@ export function createMongoChangeLog(options: { url: string; database: string; t
       try {
         return (await collection.bulkWrite(operations, { ordered: false })).upsertedCount;
       } catch (error) {
-        // Two writers upserting one new id at once: one wins, the other's duplicate is the same event.
-        const onlyDuplicates =
-          error instanceof MongoBulkWriteError && [error.writeErrors].flat().every((e) => e.code === DUPLICATE_KEY);
-        if (!onlyDuplicates) throw error;
-        return error.result.upsertedCount;
+        const written = writtenDespiteDuplicates(error, operations.length);
+        if (written === undefined) throw error;
+        return written;
       }
     },
     async history(orderId) {
-      const documents = await collection.find({ order_id: orderId }).sort({ sequence: 1 }).toArray();
-      return documents.map(({ _id, ...rest }) => ({ id: _id, ...rest }) as OrderEvent);
+      try {
+        await withDeadline(store.connect(), readTimeoutMs);
+        const documents = await collection.find({ order_id: orderId }, { timeoutMS: readTimeoutMs }).sort({ sequence: 1 }).toArray();
+        return documents.map(({ _id, ...rest }) => ({ id: _id, ...rest }) as OrderEvent);
+      } catch (error) {
+        throw isUnavailable(error) ? new DependencyUnavailableError('change log (MongoDB)', { cause: error }) : error;
+      }
     },
-    close: () => client.close(),
+    async state() {
+      try {
+        await withDeadline(store.connect(), readTimeoutMs);
+        await store.ping();
+        return 'up';
+      } catch (error) {
+        return `down: ${error instanceof Error ? error.message : String(error)}`;
+      }
+    },
+    close: () => store.close(),
   };
+}
+
+/**
+ * How many events a failed bulk write stored, when it failed only because two writers upserted
+ * one new id at once (the loser's duplicate is the same event); undefined for any other failure.
+ * A dropped connection is a MongoBulkWriteError too, with no write errors and a result that
+ * accounts for nothing: it must not pass for "only duplicates".
+ */
+export function writtenDespiteDuplicates(error: unknown, batchSize: number): number | undefined {
+  if (!(error instanceof MongoBulkWriteError)) return undefined;
+  const failures = [error.writeErrors].flat();
+  if (failures.length === 0 || !failures.every((e) => e.code === DUPLICATE_KEY)) return undefined;
+  if (error.result.getWriteConcernError()) return undefined;
+  const { upsertedCount, matchedCount } = error.result;
+  return upsertedCount + matchedCount + failures.length === batchSize ? upsertedCount : undefined;
+}
+
+/** Errors that mean MongoDB cannot answer now, as opposed to a request it refuses or a bug. */
+export function isUnavailable(error: unknown): boolean {
+  if (error instanceof DeadlineError) return true;
+  if (error instanceof MongoNetworkError || error instanceof MongoServerSelectionError || error instanceof MongoOperationTimeoutError) return true;
+  // The client closed under the request, at shutdown.
+  if (error instanceof MongoTopologyClosedError || error instanceof MongoClientClosedError || error instanceof MongoNotConnectedError) return true;
+  return error instanceof MongoServerError && typeof error.code === 'number' && UNAVAILABLE_CODES.has(error.code);
+}
+
+class DeadlineError extends Error {
+  override name = 'DeadlineError';
+}
+
+/** Waits for `promise` at most `ms`; the connect attempt itself goes on for the next caller. */
+function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new DeadlineError(`MongoDB did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }

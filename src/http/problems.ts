@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
-import { ApiError, toProblem } from '../errors.js';
+import { ApiError, DependencyUnavailableError, toProblem } from '../errors.js';
 import { fieldErrors } from './validation.js';
 
 export const PROBLEM_JSON = 'application/problem+json';
@@ -22,6 +22,7 @@ export function installErrorHandling(app: FastifyInstance): void {
 
 function toApiError(error: FastifyError): ApiError {
   if (error instanceof ApiError) return error;
+  if (error instanceof DependencyUnavailableError) return new ApiError('service_unavailable', `The ${error.dependency} is not reachable; retry shortly.`);
   if (error.validation) {
     const context = error.validationContext ?? 'body';
     const errors = fieldErrors(error.validation as never, context);
