@@ -48,7 +48,17 @@ export async function startService(config: Config, options: ServiceOptions): Pro
   };
 
   try {
-    const db = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolSize: config.DATABASE_POOL_SIZE });
+    const db = await openDatabase({
+      url: config.DATABASE_URL,
+      dataDir: config.DATA_DIR,
+      poolSize: config.DATABASE_POOL_SIZE,
+      timeouts: {
+        connectMs: config.DATABASE_CONNECT_TIMEOUT_MS,
+        queryMs: config.DATABASE_QUERY_TIMEOUT_MS,
+        statementMs: config.DATABASE_STATEMENT_TIMEOUT_MS,
+        idleInTransactionMs: config.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+      },
+    });
     closers.push(() => db.close());
     await migrate(db);
     if (!config.DATABASE_URL) await seedIfEmpty(db);

@@ -49,6 +49,14 @@ function toApiError(error: FastifyError): ApiError {
   return new ApiError('internal_error', 'Something went wrong on our side; it has been logged.');
 }
 
+// The socket's errors, and PostgreSQL's: shutting down, too many connections, statement or lock timeout, idle-in-transaction timeout.
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', '57P01', '57P02', '57P03', '53300', '57014', '55P03', '25P03']);
+// pg's own words for a connection it could not open or get from the pool, lost, or a statement it gave up waiting for.
+const UNAVAILABLE_MESSAGES = /timeout exceeded when trying to connect|Connection terminated|Query read timeout|not queryable/i;
+
+/** The database is away, refusing or too slow for its timeouts: worth a retry, so 503. */
 function isConnectionError(error: Error & { code?: string }): boolean {
-  return ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P03', '53300'].includes(error.code ?? '') || /timeout exceeded when trying to connect|Connection terminated/i.test(error.message);
+  const code = error.code ?? '';
+  // Class 08 is PostgreSQL's connection exceptions.
+  return UNAVAILABLE_CODES.has(code) || (/^08/.test(code) && 'severity' in error) || UNAVAILABLE_MESSAGES.test(error.message);
 }
