@@ -6,6 +6,7 @@ import { createEmbeddedChangeLog } from './changelog/embedded.js';
 import { startChangeLogWriter, type ChangeLogWriter } from './changelog/writer.js';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
+import { lockDataDir } from './db/data-dir-lock.js';
 import { migrate } from './db/migrate.js';
 import type { ReadinessCheck } from './http/health.js';
 import type { Broker } from './messaging/broker.js';
@@ -48,6 +49,11 @@ export async function startService(config: Config, options: ServiceOptions): Pro
   };
 
   try {
+    if (!config.DATABASE_URL && config.DATA_DIR !== ':memory:') {
+      // Two processes on one embedded database would each overwrite what the other acknowledged.
+      const lock = await lockDataDir(config.DATA_DIR);
+      closers.push(async () => lock.release());
+    }
     const db = await openDatabase({
       url: config.DATABASE_URL,
       dataDir: config.DATA_DIR,
