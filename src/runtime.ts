@@ -12,7 +12,7 @@ import type { ReadinessCheck } from './http/health.js';
 import type { Broker } from './messaging/broker.js';
 import { createInProcessBroker } from './messaging/in-process.js';
 import { createNotificationHub, type NotificationHub } from './notifications/hub.js';
-import { deleteExpiredKeys } from './orders/idempotency.js';
+import { deleteExpiredKeys, releaseInFlightKeys } from './orders/idempotency.js';
 import { createOrderService } from './orders/service.js';
 import { seedDemoCatalog } from './products/repository.js';
 import { deleteShippedBefore, eventsAfter } from './outbox/store.js';
@@ -67,7 +67,12 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     });
     closers.push(() => db.close());
     await migrate(db);
-    if (!config.DATABASE_URL) await seedIfEmpty(db);
+    if (!config.DATABASE_URL) {
+      await seedIfEmpty(db);
+      // This process owns the embedded database, so a key still in flight belonged to one that died.
+      const keys = await releaseInFlightKeys(db);
+      if (keys) logger.info({ keys }, 'released Idempotency-Keys left in flight by a process that stopped');
+    }
 
     let changeLog: ChangeLog | undefined;
     if (runs('changelog') || runs('api')) {

@@ -28,6 +28,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ orders: OrderService }> = 
       const outcome = await orders.createOrder(request.body, key === undefined ? undefined : `${request.principal}:${key}`);
       if (outcome.orderId) reply.header('location', `/orders/${outcome.orderId}`);
       if (outcome.replayed) reply.header('idempotent-replayed', 'true');
+      if (outcome.retryAfterSeconds) reply.header('retry-after', String(outcome.retryAfterSeconds));
       return outcome.status < 300
         ? sendRawJson(reply, outcome.status, outcome.body)
         : sendRawJson(reply, outcome.status, outcome.body, 'application/problem+json');
@@ -67,7 +68,15 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ orders: OrderService }> = 
 
   app.get(
     '/orders/:id/history',
-    { schema: { tags: ['orders'], summary: "An order's events, oldest first", params: OrderParams, response: { 200: OrderHistory, 404: problem } } },
+    {
+      schema: {
+        tags: ['orders'],
+        summary: "An order's events, oldest first",
+        description: 'From the change log; 503 while the change log (MongoDB) does not answer.',
+        params: OrderParams,
+        response: { 200: OrderHistory, 404: problem, 503: problem },
+      },
+    },
     async (request) => orders.orderHistory(request.params.id),
   );
 };

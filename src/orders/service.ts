@@ -1,7 +1,7 @@
-import type { Database } from '../db/client.js';
+import type { Database, Queryable } from '../db/client.js';
 import { ApiError, toProblem } from '../errors.js';
 import type { OrderEvent, OrderStatus } from '../events/envelope.js';
-import { claimKey, fingerprint, rememberResponse, releaseKey } from './idempotency.js';
+import { claimKey, fingerprint, holdsLease, rememberResponse, releaseKey } from './idempotency.js';
 import { findOrderJson, findOrderState, insertOrder, listOrderJson, orderExists, updateOrderStatus, type OrderJson } from './repository.js';
 import type { CreateOrderBody, ListOrdersQuery } from './schemas.js';
 import { changeStatus } from './status.js';
@@ -21,16 +21,19 @@ export interface CreateOutcome {
   body: string;
   replayed: boolean;
   orderId?: number;
+  /** For a 409 while the key's first request runs: seconds until its lease ends. */
+  retryAfterSeconds?: number;
 }
 
 /** A version conflict means someone else changed the order between read and write: decide again. */
 const MAX_STATUS_ATTEMPTS = 5;
+const MAX_LEASE_ATTEMPTS = 3;
 
 export function createOrderService(deps: OrderServiceDeps) {
   const { db } = deps;
 
-  async function placeOrder(input: CreateOrderBody, idempotencyKey: string | null): Promise<CreateOutcome> {
-    const result = await insertOrder(db, {
+  async function placeOrder(q: Queryable, input: CreateOrderBody, idempotencyKey: string | null): Promise<CreateOutcome> {
+    const result = await insertOrder(q, {
       productId: input.product_id,
       quantity: input.quantity,
       clientName: input.client_name,
@@ -39,10 +42,7 @@ export function createOrderService(deps: OrderServiceDeps) {
       eventId: deps.newId(),
       idempotencyKey,
     });
-    if (result.kind === 'created') {
-      deps.eventsWritten();
-      return { status: 201, body: result.json, replayed: false, orderId: result.id };
-    }
+    if (result.kind === 'created') return { status: 201, body: result.json, replayed: false, orderId: result.id };
     const error =
       result.kind === 'unknown_product'
         ? new ApiError('unknown_product', `There is no product ${input.product_id}.`, [{ field: 'product_id', message: 'no such product' }])
@@ -50,19 +50,38 @@ export function createOrderService(deps: OrderServiceDeps) {
     return { status: error.status, body: JSON.stringify(toProblem(error)), replayed: false };
   }
 
+  async function createWithKey(input: CreateOrderBody, key: string): Promise<CreateOutcome> {
+    const print = fingerprint(input);
+    // A request that loses its lease to a retry answers what the key says after that.
+    for (let attempt = 0; attempt < MAX_LEASE_ATTEMPTS; attempt++) {
+      const claim = await claimKey(db, key, print);
+      if (claim.kind === 'replay') return replay(claim.status, claim.body);
+      if (claim.kind === 'in_progress') return inProgress(claim.retryAfterSeconds);
+      const outcome = await createHoldingLease(input, key, claim.lease);
+      if (outcome) return outcome;
+    }
+    return inProgress(1);
+  }
+
+  async function createHoldingLease(input: CreateOrderBody, key: string, lease: string): Promise<CreateOutcome | undefined> {
+    try {
+      return await db.transaction(async (tx) => {
+        if (!(await holdsLease(tx, key, lease))) return undefined;
+        const placed = await placeOrder(tx, input, key);
+        if (placed.status !== 201) await rememberResponse(tx, key, placed.status, placed.body);
+        return placed;
+      });
+    } catch (error) {
+      await releaseKey(db, key, lease).catch(() => undefined);
+      throw error;
+    }
+  }
+
   return {
     async createOrder(input: CreateOrderBody, idempotencyKey: string | undefined): Promise<CreateOutcome> {
-      if (!idempotencyKey) return placeOrder(input, null);
-      const claim = await claimKey(db, idempotencyKey, fingerprint(input));
-      if (claim.kind === 'replay') return replay(claim.status, claim.body);
-      try {
-        const outcome = await placeOrder(input, idempotencyKey);
-        if (outcome.status !== 201) await rememberResponse(db, idempotencyKey, outcome.status, outcome.body);
-        return outcome;
-      } catch (error) {
-        await releaseKey(db, idempotencyKey).catch(() => undefined);
-        throw error;
-      }
+      const outcome = idempotencyKey ? await createWithKey(input, idempotencyKey) : await placeOrder(db, input, null);
+      if (outcome.status === 201 && !outcome.replayed) deps.eventsWritten();
+      return outcome;
     },
 
     async getOrder(id: number): Promise<OrderJson> {
@@ -119,6 +138,11 @@ export type OrderService = ReturnType<typeof createOrderService>;
 function replay(status: number, body: string): CreateOutcome {
   const orderId = status === 201 ? (JSON.parse(body) as { id: number }).id : undefined;
   return { status, body, replayed: true, ...(orderId ? { orderId } : {}) };
+}
+
+function inProgress(retryAfterSeconds: number): CreateOutcome {
+  const error = new ApiError('idempotency_request_in_progress', 'A request with this Idempotency-Key is still running; retry after it finishes.');
+  return { status: error.status, body: JSON.stringify(toProblem(error)), replayed: false, retryAfterSeconds };
 }
 
 function orderNotFound(id: number): ApiError {
