@@ -14,7 +14,13 @@ const Env = Type.Object({
   HOST: Type.String({ minLength: 1, default: '127.0.0.1', description: 'address to listen on' }),
   PORT: Int(0, 65535, 8001, 'port to listen on'),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
-  API_KEYS: Type.Optional(Type.String({ description: 'comma-separated bearer keys; unset = open (loopback only)' })),
+  API_KEYS: Type.Optional(Type.String({ description: 'comma-separated bearer keys with full access; unset (and no API_READ_KEYS) = open, loopback only' })),
+  API_READ_KEYS: Type.Optional(Type.String({ description: 'comma-separated bearer keys that may only read orders, products, history and notifications' })),
+  RATE_LIMIT_MAX: Int(0, 1_000_000_000, 60_000, 'requests per key (or per address when open) per window; 0 = no limit'),
+  RATE_LIMIT_WINDOW_MS: Int(100, 86_400_000, 60_000, 'the rate limit window'),
+  CORS_ORIGINS: Type.Optional(Type.String({ description: 'comma-separated origins allowed to call from a browser; unset = CORS off' })),
+  WS_MAX_CONNECTIONS: Int(0, 10_000_000, 10_000, 'WebSocket connections per process; 0 = no cap'),
+  WS_MAX_CONNECTIONS_PER_KEY: Int(0, 10_000_000, 1_000, 'WebSocket connections per key (or per address when open); 0 = no cap'),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'PostgreSQL; unset = embedded PGlite in DATA_DIR' })),
   DATABASE_USER: Type.Optional(Type.String({ minLength: 1 })),
   DATABASE_PASSWORD: Type.Optional(Type.String()),
@@ -41,7 +47,11 @@ const Env = Type.Object({
 });
 
 export type Config = Omit<Static<typeof Env>, `DATABASE_${'USER' | 'PASSWORD' | 'HOST' | 'NAME' | 'PORT'}`> & {
+  /** Keys with full access. */
   apiKeys: string[];
+  /** Keys that may only read. */
+  readKeys: string[];
+  corsOrigins: string[];
 };
 
 export class ConfigError extends Error {
@@ -61,7 +71,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const firstError = Value.Errors(Env, converted).First();
   if (firstError) {
     const key = firstError.path.replace(/^\//, '').split('/')[0] ?? '';
-    const shown = key.includes('PASSWORD') || key === 'API_KEYS' ? '(hidden)' : JSON.stringify(raw[key]);
+    const shown = key.includes('PASSWORD') || key.includes('KEYS') ? '(hidden)' : JSON.stringify(raw[key]);
     throw new ConfigError(`invalid setting ${key}=${shown}: ${firstError.message}`);
   }
   const parsed = converted as Static<typeof Env>;
@@ -69,9 +79,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const config: Config = {
     ...rest,
     DATABASE_URL: rest.DATABASE_URL ?? databaseUrlFromParts(parsed),
-    apiKeys: (rest.API_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean),
+    apiKeys: parseKeys('API_KEYS', rest.API_KEYS),
+    readKeys: parseKeys('API_READ_KEYS', rest.API_READ_KEYS),
+    corsOrigins: parseOrigins(rest.CORS_ORIGINS),
   };
-  if (config.apiKeys.length === 0 && !LOOPBACK.test(config.HOST)) {
+  const both = config.readKeys.findIndex((k) => config.apiKeys.includes(k));
+  if (both !== -1) {
+    throw new ConfigError(`invalid setting API_READ_KEYS: key ${both + 1} is also in API_KEYS; a key has one scope, so list it in only one of both`);
+  }
+  if (config.apiKeys.length + config.readKeys.length === 0 && !LOOPBACK.test(config.HOST)) {
     throw new ConfigError(
       `refusing to listen on HOST=${config.HOST} without API_KEYS: set API_KEYS to require bearer keys, or listen on 127.0.0.1`,
     );
@@ -87,6 +103,27 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     );
   }
   return config;
+}
+
+/** A bearer key is an RFC 6750 token: anything else could never be sent, so it is a typo. Keys are never echoed. */
+function parseKeys(setting: string, value: string | undefined): string[] {
+  const keys = (value ?? '').split(',').map((k) => k.trim()).filter(Boolean);
+  const bad = keys.findIndex((k) => !/^[A-Za-z0-9._~+/-]+=*$/.test(k));
+  if (bad !== -1) {
+    throw new ConfigError(`invalid setting ${setting}: key ${bad + 1} of ${keys.length} has characters a bearer key cannot carry (use letters, digits and -._~+/)`);
+  }
+  return keys;
+}
+
+function parseOrigins(value: string | undefined): string[] {
+  const origins = (value ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+  for (const origin of origins) {
+    const parsed = URL.canParse(origin) ? new URL(origin) : undefined;
+    if (!parsed || !/^https?:$/.test(parsed.protocol) || parsed.origin !== origin) {
+      throw new ConfigError(`invalid setting CORS_ORIGINS: ${JSON.stringify(origin)} is not an origin such as https://dashboard.example (scheme, host and port only)`);
+    }
+  }
+  return origins;
 }
 
 /** The original service's DATABASE_USER/PASSWORD/HOST/NAME/PORT, used when DATABASE_URL is unset. */

@@ -6,7 +6,9 @@ export const ERRORS = {
   malformed_json: { status: 422, title: 'The body is not valid JSON' },
   unknown_product: { status: 422, title: 'The product does not exist' },
   idempotency_key_reused: { status: 422, title: 'The Idempotency-Key was used with a different request' },
+  bad_upgrade_request: { status: 400, title: 'The WebSocket handshake is not valid' },
   unauthorized: { status: 401, title: 'A valid bearer key is required' },
+  forbidden: { status: 403, title: 'This key may not do that' },
   order_not_found: { status: 404, title: 'The order does not exist' },
   product_not_found: { status: 404, title: 'The product does not exist' },
   route_not_found: { status: 404, title: 'No such route' },
@@ -16,7 +18,11 @@ export const ERRORS = {
   idempotency_request_in_progress: { status: 409, title: 'A request with this Idempotency-Key is still running' },
   payload_too_large: { status: 413, title: 'The body is too large' },
   unsupported_media_type: { status: 415, title: 'The body must be application/json' },
+  upgrade_required: { status: 426, title: 'This route speaks WebSocket' },
+  rate_limited: { status: 429, title: 'Too many requests' },
+  too_many_connections: { status: 429, title: 'Too many WebSocket connections for this key' },
   service_unavailable: { status: 503, title: 'A service this request needs is unavailable' },
+  connection_limit_reached: { status: 503, title: 'This instance takes no more WebSocket connections' },
   internal_error: { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
