@@ -84,6 +84,10 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
       HOST: '127.0.0.1',
       PORT: String(port),
       LOG_LEVEL: 'warn',
+      // The bench drives thousands of requests a second and 10,000 sockets from one address: limits off.
+      RATE_LIMIT_MAX: '0',
+      WS_MAX_CONNECTIONS: '0',
+      WS_MAX_CONNECTIONS_PER_KEY: '0',
       // For what-if experiments (a preload, a V8 flag) without touching the service.
       ...(process.env.BENCH_SERVER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_SERVER_NODE_OPTIONS } : {}),
       ...options.env,

@@ -6,13 +6,14 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Drizzle } from './db/client.js';
 import { Problem } from './errors.js';
 import { Order, OrderEvent } from './events/envelope.js';
-import { installAuth } from './http/auth.js';
+import { recordRouteAccess } from './http/auth.js';
 import { healthRoutes, type ReadinessCheck } from './http/health.js';
 import { installErrorHandling } from './http/problems.js';
+import { DOCS_CSP, installSecurity, refuseWhileClosing, type SecurityOptions } from './http/security.js';
 import { installValidators } from './http/validation.js';
 import type { ReplayAfter } from './notifications/catch-up.js';
 import type { NotificationHub } from './notifications/hub.js';
-import { notificationRoutes, notificationWebsocketOptions } from './notifications/routes.js';
+import { closeRefusedUpgrades, notificationRoutes, notificationWebsocketOptions } from './notifications/routes.js';
 import { orderRoutes } from './orders/routes.js';
 import type { OrderService } from './orders/service.js';
 import { Product } from './products/schemas.js';
@@ -20,7 +21,7 @@ import { productRoutes } from './products/routes.js';
 
 export interface AppDeps {
   logger: FastifyBaseLogger;
-  apiKeys: readonly string[];
+  security: SecurityOptions;
   /** The order and catalog API, in processes that serve it. */
   api?: { orders: OrderService; catalog: Drizzle };
   /** The WebSocket side, in processes that notify. */
@@ -34,27 +35,38 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     loggerInstance: deps.logger,
     routerOptions: { ignoreTrailingSlash: true },
     bodyLimit: 64 * 1024,
-    return503OnClosing: true,
+    // refuseWhileClosing answers instead, as problem+json, closing upgrade sockets too.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
     requestTimeout: 30_000,
     logController: new LogController({ disableRequestLogging: true }),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  recordRouteAccess(app);
+  closeRefusedUpgrades(app);
+  refuseWhileClosing(app);
   installValidators(app);
   installErrorHandling(app);
-  installAuth(app, deps.apiKeys);
+  await installSecurity(app, deps.security);
   for (const schema of [Problem, Order, OrderEvent, Product]) app.addSchema(schema);
+  const keysOn = deps.security.keys.full.length + deps.security.keys.read.length > 0;
 
   await app.register(fastifySwagger, {
     openapi: {
       info: { title: 'Order Processing Service', version: '1.0.0', description: 'Orders in PostgreSQL; every change published to RabbitMQ, logged in MongoDB and pushed over WebSocket.' },
-      components: deps.apiKeys.length ? { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } } : {},
-      security: deps.apiKeys.length ? [{ bearer: [] }] : [],
+      components: keysOn ? { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } } : {},
+      security: keysOn ? [{ bearer: [] }] : [],
     },
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
-  app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
+  await app.register(async (docs) => {
+    // Everything registered here is public: the interactive docs, their files and the OpenAPI document.
+    docs.addHook('onRoute', (route) => {
+      route.config = { ...route.config, access: 'public' };
+    });
+    await docs.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: DOCS_CSP });
+    docs.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
+  });
 
   await app.register(healthRoutes, { checks: deps.readiness });
   if (deps.api) {
@@ -63,7 +75,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   }
   if (deps.notifications) {
     await app.register(fastifyWebsocket, notificationWebsocketOptions(deps.notifications.hub));
-    await app.register(notificationRoutes, deps.notifications);
+    await app.register(notificationRoutes, { ...deps.notifications, limits: deps.security.websocket });
   }
   return app;
 }

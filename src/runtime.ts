@@ -9,6 +9,7 @@ import { openDatabase, type Database } from './db/client.js';
 import { lockDataDir } from './db/data-dir-lock.js';
 import { migrate } from './db/migrate.js';
 import type { ReadinessCheck } from './http/health.js';
+import { securityOptions } from './http/security.js';
 import type { Broker } from './messaging/broker.js';
 import { createInProcessBroker } from './messaging/in-process.js';
 import { createNotificationHub, type NotificationHub } from './notifications/hub.js';
@@ -138,7 +139,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     if (log) readiness.changelog = { critical: config.ROLE === 'changelog', check: () => log.state() };
     const app = await buildApp({
       logger,
-      apiKeys: config.apiKeys,
+      security: securityOptions(config),
       readiness,
       ...(relay && changeLog
         ? {

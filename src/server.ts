@@ -1,6 +1,7 @@
 import dotenv from 'dotenv';
 import { pino } from 'pino';
 import { ConfigError, loadConfig, ROLES, type Config } from './config.js';
+import { loggerOptions } from './http/security.js';
 import { startService } from './runtime.js';
 
 /** The process: read settings, start the role, listen, and close cleanly on a signal. */
@@ -11,7 +12,7 @@ async function main(): Promise<void> {
     throw new ConfigError(`unknown role "${role}": use one of ${ROLES.join(', ')}`);
   }
   const config: Config = loadConfig({ ...process.env, ...(role ? { ROLE: role } : {}) });
-  const logger = pino({ level: config.LOG_LEVEL });
+  const logger = pino(loggerOptions({ level: config.LOG_LEVEL, secrets: [...config.apiKeys, ...config.readKeys] }));
   const service = await startService(config, { logger });
   const address = await service.app.listen({ host: config.HOST, port: config.PORT });
   logger.info({ role: config.ROLE, database: service.db.kind, broker: config.RABBITMQ_URL ? 'rabbitmq' : 'in-process' }, `order service listening on ${address}`);

@@ -1,41 +1,109 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import { ApiError } from '../errors.js';
 
-const PROTECTED = /^\/(orders|products|ws)(\/|\?|$)/;
+export type Scope = 'read' | 'write';
+/** Who may call a route: anyone, a key that may read, or a key that may write. */
+export type Access = 'public' | Scope;
 
-const digest = (value: string) => createHash('sha256').update(value).digest();
+export interface RouteAccess {
+  method: string;
+  url: string;
+  access: Access;
+}
+
+export interface ApiKeys {
+  /** Keys that may do anything. */
+  full: readonly string[];
+  /** Keys that may only read: orders, products, history and notifications. */
+  read: readonly string[];
+}
 
 declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Who may call the route; unset means 'read' for GET, HEAD and OPTIONS and 'write' for anything else. */
+    access?: Access;
+    /** The route also takes the key as `?access_token=`, for WebSocket clients that cannot send headers. */
+    queryToken?: boolean;
+  }
   interface FastifyRequest {
-    /** Who is calling: a short digest of the bearer key, or 'open' when the service runs without keys. */
+    /** Who is calling: a short digest of the key, 'open' when the service runs without keys, 'anonymous' without one. */
     principal: string;
+    /** What the caller may do: 'none' without a valid key, which only public routes accept. */
+    scope: Scope | 'none';
+  }
+  interface FastifyInstance {
+    /** Every route and who may call it, as registered. */
+    readonly routeAccess: readonly RouteAccess[];
   }
 }
 
-/** With API_KEYS set, the API and the socket require one of them; comparison is constant-time. */
-export function installAuth(app: FastifyInstance, apiKeys: readonly string[]): void {
-  const known = apiKeys.map(digest);
-  app.decorateRequest('principal', 'open');
-  if (known.length === 0) return;
-  app.addHook('onRequest', async (request, reply) => {
-    if (!PROTECTED.test(request.url)) return;
-    const key = presentedKey(request);
-    const presented = key === undefined ? undefined : digest(key);
-    if (!presented || !known.some((k) => timingSafeEqual(k, presented))) {
-      reply.header('www-authenticate', 'Bearer');
-      throw new ApiError('unauthorized', 'Send Authorization: Bearer <key> with one of the API keys.');
-    }
-    request.principal = presented.subarray(0, 8).toString('hex');
+const ACCESS: readonly string[] = ['public', 'read', 'write'];
+const SAFE_METHODS: readonly string[] = ['GET', 'HEAD', 'OPTIONS'];
+
+export const defaultAccess = (method: string): Access => (SAFE_METHODS.includes(method) ? 'read' : 'write');
+
+/**
+ * Keeps every route's access as the route declares it, so that every route, present or future, needs a key unless it
+ * says it is public. Call it before any route is registered: onRoute sees only later routes.
+ */
+export function recordRouteAccess(app: FastifyInstance): void {
+  const routes: RouteOptions[] = [];
+  // Config is read when asked, not when registered: plugins' own onRoute hooks (docs) may set it after this one.
+  const table = () =>
+    routes.flatMap((route) =>
+      [route.method].flat().map((method) => ({ method, url: route.url, access: route.config?.access ?? defaultAccess(method) })),
+    );
+  app.decorate('routeAccess', { getter: table });
+  app.addHook('onRoute', (route) => void routes.push(route));
+  app.addHook('onReady', async () => {
+    const wrong = table().find((r) => !ACCESS.includes(r.access));
+    if (wrong) throw new Error(`route ${wrong.method} ${wrong.url} declares access "${wrong.access}"; use one of ${ACCESS.join(', ')}`);
   });
 }
 
-function presentedKey(request: FastifyRequest): string | undefined {
+const digest = (value: string) => createHash('sha256').update(value).digest();
+
+/**
+ * With keys configured, decides each request on the route it matched (never on the URL's text): public routes take
+ * anyone, others a key whose scope covers the route. Keys are compared as digests, in constant time.
+ */
+export function installAuth(app: FastifyInstance, keys: ApiKeys): void {
+  const known = [...keys.full.map((k) => ({ digest: digest(k), scope: 'write' as const })), ...keys.read.map((k) => ({ digest: digest(k), scope: 'read' as const }))];
+  app.decorateRequest('principal', 'open');
+  app.decorateRequest('scope', 'write');
+  if (known.length === 0) return;
+
+  app.addHook('onRequest', async (request, reply) => {
+    const config = request.routeOptions.config;
+    // An unknown route needs a key like any other, so that a 404 tells a caller without one nothing.
+    const access = request.is404 ? 'read' : (config.access ?? defaultAccess(request.method));
+    const key = presentedKey(request, config.queryToken === true);
+    const presented = key === undefined ? undefined : digest(key);
+    let scope: Scope | undefined;
+    for (const k of known) if (presented && timingSafeEqual(k.digest, presented)) scope = k.scope;
+    request.principal = scope && presented ? presented.subarray(0, 8).toString('hex') : 'anonymous';
+    request.scope = scope ?? 'none';
+    if (access === 'public') return;
+    if (!scope) {
+      reply.header('www-authenticate', 'Bearer');
+      throw new ApiError('unauthorized', 'Send Authorization: Bearer <key> with one of the API keys.');
+    }
+    if (access === 'write' && scope !== 'write') {
+      throw new ApiError('forbidden', 'This key may only read; changing orders or the catalog needs a key from API_KEYS.');
+    }
+  });
+}
+
+/** Who counts against limits: the key, or the address when there is none (open service, public routes). */
+export function callerOf(request: FastifyRequest): string {
+  return request.scope === 'none' || request.principal === 'open' ? `address:${request.ip}` : `key:${request.principal}`;
+}
+
+function presentedKey(request: FastifyRequest, queryToken: boolean): string | undefined {
   const header = request.headers.authorization;
-  if (header?.startsWith('Bearer ')) return header.slice(7).trim();
-  if (request.url.startsWith('/ws')) {
-    const token = new URL(request.url, 'http://x').searchParams.get('access_token');
-    if (token) return token;
-  }
-  return undefined;
+  // RFC 7235: the scheme name is case-insensitive. Any other scheme, or none, presents no key.
+  if (header !== undefined) return /^bearer[ \t]+([^ \t]+)[ \t]*$/i.exec(header)?.[1];
+  const token = queryToken ? (request.query as Record<string, unknown> | undefined)?.access_token : undefined;
+  return typeof token === 'string' && token !== '' ? token : undefined;
 }

@@ -6,20 +6,37 @@ export interface ReadinessCheck {
   check: () => Promise<string> | string;
 }
 
-export const healthRoutes: FastifyPluginAsync<{ checks: Record<string, ReadinessCheck> }> = async (app, { checks }) => {
-  app.get('/healthz', { schema: { tags: ['health'], summary: 'The process is alive' } }, async () => ({ status: 'ok' }));
+// Probes come from load balancers and orchestrators: no key, no rate limit.
+const probe = { access: 'public', rateLimit: false } as const;
 
-  app.get('/readyz', { schema: { tags: ['health'], summary: 'The process can serve: its database answers' } }, async (_request, reply) => {
-    const results = await Promise.all(
-      Object.entries(checks).map(async ([name, c]) => {
-        const state = await Promise.race([
-          Promise.resolve().then(c.check).catch((e: unknown) => `down: ${e instanceof Error ? e.message : String(e)}`),
-          new Promise<string>((resolve) => setTimeout(resolve, 2000, 'down: no answer within 2 s').unref()),
-        ]);
-        return [name, state, c.critical] as const;
-      }),
-    );
-    const ready = results.every(([, state, critical]) => !critical || state === 'up');
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results.map(([n, s]) => [n, s])) });
-  });
+export const healthRoutes: FastifyPluginAsync<{ checks: Record<string, ReadinessCheck> }> = async (app, { checks }) => {
+  app.get('/healthz', { config: probe, schema: { tags: ['health'], summary: 'The process is alive', security: [] } }, async () => ({ status: 'ok' }));
+
+  app.get(
+    '/readyz',
+    {
+      config: probe,
+      schema: {
+        tags: ['health'],
+        summary: 'The process can serve: its database answers',
+        description: 'Each dependency is "up" or "down"; with a valid key (or when the service runs open), why it is not up.',
+        security: [],
+      },
+    },
+    async (request, reply) => {
+      const results = await Promise.all(
+        Object.entries(checks).map(async ([name, c]) => {
+          const state = await Promise.race([
+            Promise.resolve().then(c.check).catch((e: unknown) => `down: ${e instanceof Error ? e.message : String(e)}`),
+            new Promise<string>((resolve) => setTimeout(resolve, 2000, 'down: no answer within 2 s').unref()),
+          ]);
+          return [name, state, c.critical] as const;
+        }),
+      );
+      const ready = results.every(([, state, critical]) => !critical || state === 'up');
+      // Error text names hosts and ports: only callers with a key see it.
+      const shown = (state: string) => (request.scope !== 'none' ? state : state === 'up' ? 'up' : 'down');
+      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results.map(([n, s]) => [n, shown(s)])) });
+    },
+  );
 };

@@ -1,7 +1,11 @@
 import type { WebsocketPluginOptions } from '@fastify/websocket';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { IncomingMessage } from 'node:http';
 import { WebSocket } from 'ws';
+import { ApiError } from '../errors.js';
+import { callerOf } from '../http/auth.js';
+import { checkHandshake, createAdmission, type ConnectionLimits } from './admission.js';
 import type { ReplayAfter } from './catch-up.js';
 import type { NotificationHub } from './hub.js';
 
@@ -16,22 +20,54 @@ export type NotificationQuery = Static<typeof NotificationQuery>;
 export interface NotificationRoutesOptions {
   hub: NotificationHub;
   replayAfter: ReplayAfter;
+  /** Caps on open sockets; none when absent. */
+  limits?: ConnectionLimits;
 }
 
 /**
- * `GET /ws/notifications`. The query is checked before the upgrade, so a bad value is answered by the
- * app's error handler (422 problem+json naming the field) and no socket is opened.
+ * `GET /ws/notifications`. Everything is checked before the upgrade (key, rate limit, handshake, query, caps), so a
+ * refusal is an HTTP problem answer and no socket is opened; a plain GET is told to upgrade (426).
  */
-export async function notificationRoutes(app: FastifyInstance, { hub, replayAfter }: NotificationRoutesOptions): Promise<void> {
-  app.get<{ Querystring: NotificationQuery }>(
-    '/ws/notifications',
-    { websocket: true, schema: { querystring: NotificationQuery } },
-    (socket, request) => {
+export async function notificationRoutes(app: FastifyInstance, { hub, replayAfter, limits }: NotificationRoutesOptions): Promise<void> {
+  const admission = createAdmission(limits ?? { total: 0, perCaller: 0 });
+  app.route<{ Querystring: NotificationQuery }>({
+    method: 'GET',
+    url: '/ws/notifications',
+    config: { access: 'read', queryToken: true },
+    schema: { hide: true, querystring: NotificationQuery },
+    preValidation: async (request) => {
+      if (request.ws) checkHandshake(request);
+    },
+    preHandler: async (request) => {
+      if (request.ws) admission.admit(request, callerOf(request));
+    },
+    handler: async (_request, reply) => {
+      reply.header('upgrade', 'websocket').header('connection', 'Upgrade');
+      throw new ApiError('upgrade_required', 'This URL is a WebSocket: connect with Connection: Upgrade and Upgrade: websocket.');
+    },
+    wsHandler: (socket, request) => {
       const { after, order_id: orderId, client_email: clientEmail } = request.query;
       hub.connect(socket, { filter: { orderId, clientEmail }, after, replayAfter });
     },
-  );
+  });
 }
+
+/**
+ * An upgrade request answered over HTTP instead (401, 403, 404, 422, 429, 503, ...) holds a socket that the HTTP
+ * server no longer manages: whichever hook or handler answered, the connection closes once the answer is sent.
+ * onSend runs for every answer Fastify sends, whichever onRequest hook threw first.
+ */
+export function closeRefusedUpgrades(app: FastifyInstance): void {
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (!cameThroughUpgrade(request.raw)) return payload;
+    reply.header('connection', 'close');
+    reply.raw.once('finish', () => request.raw.socket.destroySoon());
+    return payload;
+  });
+}
+
+/** Node marks a request it handed to the server's 'upgrade' listeners instead of its own HTTP handling. */
+const cameThroughUpgrade = (raw: IncomingMessage) => (raw as IncomingMessage & { upgrade?: boolean }).upgrade === true;
 
 /**
  * Options for registering @fastify/websocket in a process that notifies: small client messages,
@@ -42,7 +78,7 @@ export function notificationWebsocketOptions(hub: NotificationHub): WebsocketPlu
     options: { maxPayload: 4096 },
     errorHandler: notificationSocketErrorHandler,
     async preClose(this: FastifyInstance) {
-      // Closing ws's server makes it answer late upgrades with 503; the hub closes new sockets with 1001.
+      // Late upgrades get 503 from the app before reaching ws; a closed ws server would refuse them too.
       this.websocketServer.close();
       await hub.close();
     },
