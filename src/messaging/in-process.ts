@@ -5,6 +5,11 @@ import { silentLogger, type BrokerLogger } from './logger.js';
 export interface InProcessBrokerOptions {
   /** How long a nacked delivery waits before it is offered again (default 100 ms). */
   readonly redeliveryDelayMs?: number;
+  /**
+   * A publish whose events the durable consumers have not all acked within this time rejects, and
+   * its events leave the durable queues: the publisher still has them and sends them again (default 10 s).
+   */
+  readonly confirmTimeoutMs?: number;
   readonly logger?: BrokerLogger;
 }
 
@@ -12,6 +17,8 @@ type Handler = (delivery: Delivery) => Promise<void> | void;
 
 interface PendingPublish {
   remaining: number;
+  /** Timed out: its messages are withdrawn, and a late ack or nack of one of them is ignored. */
+  abandoned: boolean;
   resolve(): void;
   reject(error: Error): void;
 }
@@ -45,6 +52,7 @@ interface Queue {
  */
 export function createInProcessBroker(options: InProcessBrokerOptions = {}): Broker {
   const redeliveryDelayMs = options.redeliveryDelayMs ?? 100;
+  const confirmTimeoutMs = options.confirmTimeoutMs ?? 10_000;
   const logger = options.logger ?? silentLogger;
   const durableQueues = new Map<string, Queue>();
   const privateQueues = new Set<Queue>();
@@ -125,7 +133,8 @@ export function createInProcessBroker(options: InProcessBrokerOptions = {}): Bro
           redeliveryTimers.delete(timer);
           consumer.inFlight--;
           message.redelivered = true;
-          requeue(queue, message);
+          if (message.publish?.abandoned) scheduleDispatch(queue);
+          else requeue(queue, message);
         }, redeliveryDelayMs);
         redeliveryTimers.add(timer);
       },
@@ -140,7 +149,7 @@ export function createInProcessBroker(options: InProcessBrokerOptions = {}): Bro
 
   function confirm(message: Message): void {
     const publish = message.publish;
-    if (!publish || --publish.remaining > 0) return;
+    if (!publish || publish.abandoned || --publish.remaining > 0) return;
     pendingPublishes.delete(publish);
     publish.resolve();
   }
@@ -149,10 +158,26 @@ export function createInProcessBroker(options: InProcessBrokerOptions = {}): Bro
     if (remaining === 0) return { done: Promise.resolve() };
     let publish!: PendingPublish;
     const done = new Promise<void>((resolve, reject) => {
-      publish = { remaining, resolve, reject };
+      const timer = setTimeout(() => abandon(publish), confirmTimeoutMs);
+      publish = {
+        remaining,
+        abandoned: false,
+        resolve: () => (clearTimeout(timer), resolve()),
+        reject: (error) => (clearTimeout(timer), reject(error)),
+      };
     });
     pendingPublishes.add(publish);
     return { publish, done };
+  }
+
+  // A consumer that cannot take its events (its store is down) must not hold the publisher forever.
+  function abandon(publish: PendingPublish): void {
+    publish.abandoned = true;
+    pendingPublishes.delete(publish);
+    for (const queue of durableQueues.values()) {
+      for (let i = queue.ready.length - 1; i >= 0; i--) if (queue.ready[i]!.publish === publish) queue.ready.splice(i, 1);
+    }
+    publish.reject(new Error(`in-process broker: the durable consumers did not take the events within ${confirmTimeoutMs} ms`));
   }
 
   return {

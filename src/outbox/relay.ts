@@ -19,6 +19,8 @@ export interface RelayOptions {
   maxInFlight?: number;
   /** Longest wait between attempts while the broker or the database fails (default 5 s). */
   maxBackoffMs?: number;
+  /** How long stop() waits for batches in flight to be confirmed; the rest go out again later (default 3 s). */
+  stopGraceMs?: number;
 }
 
 export interface OutboxRelay {
@@ -76,6 +78,7 @@ export function startOutboxRelay(options: RelayOptions): OutboxRelay {
   const batchSize = options.batchSize ?? 500;
   const maxInFlight = options.maxInFlight ?? 4;
   const maxBackoffMs = options.maxBackoffMs ?? 5000;
+  const stopGraceMs = options.stopGraceMs ?? 3000;
 
   let session: Session | undefined;
   let checkpoint: LogPosition | undefined;
@@ -235,6 +238,7 @@ export function startOutboxRelay(options: RelayOptions): OutboxRelay {
         await pass();
         recovered();
       } catch (error) {
+        if (stopped) break;
         const delay = failed(error);
         // Only the back-off, the broker coming back or stop() end the wait: new events do not.
         await new Promise<void>((resolve) => {
@@ -267,7 +271,9 @@ export function startOutboxRelay(options: RelayOptions): OutboxRelay {
       stopped = true;
       clearInterval(sweep);
       interrupt();
-      await running;
+      let grace: NodeJS.Timeout | undefined;
+      await Promise.race([running, new Promise((resolve) => (grace = setTimeout(resolve, stopGraceMs)))]);
+      clearTimeout(grace);
       await notifying;
       if (session) dropSession(session);
     },

@@ -36,6 +36,34 @@ describe('in-process broker', () => {
     await expect(published).resolves.toBeUndefined();
   });
 
+  it('when a durable consumer keeps failing past the confirm timeout, then publish rejects, its events leave the queue, and later publishes still work', async () => {
+    broker = createInProcessBroker({ confirmTimeoutMs: 300, redeliveryDelayMs: 20 });
+    let failing = true;
+    const attempts: string[] = [];
+    const acked: string[] = [];
+    await broker.consume({ durable: true, queue: 'changelog', prefetch: 1 }, (d) => {
+      attempts.push(d.event.id);
+      if (failing) d.nack();
+      else {
+        acked.push(d.event.id);
+        d.ack();
+      }
+    });
+    const stuck = makeEvents(3);
+
+    const startedAt = performance.now();
+    await expect(broker.publish(stuck)).rejects.toThrow(/did not take the events within 300 ms/);
+    expect(performance.now() - startedAt).toBeLessThan(2_000);
+    expect(attempts.length).toBeGreaterThan(1);
+
+    failing = false;
+    const later = makeEvents(2);
+    await broker.publish(later);
+    await sleep(100);
+    // The withdrawn events are not delivered again by the broker: the publisher sends them again itself.
+    expect(acked).toEqual(later.map((e) => e.id));
+  });
+
   it('when every durable queue must ack, then publish waits for the slowest one', async () => {
     broker = createInProcessBroker();
     const held: Delivery[] = [];
