@@ -1,6 +1,7 @@
 import dotenv from 'dotenv';
 import { ConfigError, loadConfig } from './config.js';
 import { openDatabase } from './db/client.js';
+import { lockDataDir } from './db/data-dir-lock.js';
 import { migrate } from './db/migrate.js';
 import { seedDemoCatalog } from './products/repository.js';
 
@@ -13,6 +14,8 @@ async function main(command: string | undefined): Promise<void> {
   }
   dotenv.config({ quiet: true });
   const config = loadConfig(process.env);
+  // The embedded folder is the running service's while it runs: wait for it to stop, never write beside it.
+  const lock = config.DATABASE_URL || config.DATA_DIR === ':memory:' ? undefined : await lockDataDir(config.DATA_DIR);
   const db = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolSize: 2 });
   try {
     await migrate(db);
@@ -24,6 +27,7 @@ async function main(command: string | undefined): Promise<void> {
     }
   } finally {
     await db.close();
+    lock?.release();
   }
 }
 
