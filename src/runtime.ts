@@ -106,7 +106,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
       const notifier = hub;
       closers.push(async () => notifier.close());
       await broker.consume({ durable: false, prefetch: 1024 }, (delivery) => {
-        notifier.broadcast(delivery.event, delivery.body);
+        notifier.broadcast(delivery.event, delivery.body, delivery.logPosition);
         delivery.ack();
       });
     }
