@@ -28,11 +28,11 @@ describe('docs and health', () => {
     expect(response.body).toMatch(/swagger/i);
   });
 
-  it('when /healthz and /readyz are asked, then they report the process and its database', async () => {
+  it('when /healthz and /readyz are asked, then they report the process, its database, broker and change log', async () => {
     expect((await service.app.inject({ method: 'GET', url: '/healthz' })).json()).toEqual({ status: 'ok' });
     const ready = await service.app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(200);
-    expect(ready.json()).toEqual({ status: 'ready', checks: { database: 'up', broker: 'up' } });
+    expect(ready.json()).toEqual({ status: 'ready', checks: { database: 'up', broker: 'up', changelog: 'up' } });
   });
 });
 
