@@ -16,6 +16,7 @@ export const ERRORS = {
   invalid_transition: { status: 409, title: 'The order cannot move to that status' },
   concurrent_update: { status: 409, title: 'The order changed while this request ran; retry it' },
   idempotency_request_in_progress: { status: 409, title: 'A request with this Idempotency-Key is still running' },
+  precondition_failed: { status: 412, title: 'The order changed since the version named in If-Match' },
   payload_too_large: { status: 413, title: 'The body is too large' },
   unsupported_media_type: { status: 415, title: 'The body must be application/json' },
   upgrade_required: { status: 426, title: 'This route speaks WebSocket' },

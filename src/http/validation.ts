@@ -2,6 +2,7 @@ import Ajv, { type ErrorObject } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { FastifyInstance, FastifySchema, preValidationHookHandler } from 'fastify';
 import type { FieldError } from '../errors.js';
+import { decimalPlaces, DECIMAL_PLACES, MONEY_DECIMALS } from './money.js';
 
 /**
  * Bodies are checked strictly (no type coercion, unknown fields refused); the URL's strings are
@@ -11,7 +12,15 @@ export function installValidators(app: FastifyInstance): void {
   const common = { allErrors: true, useDefaults: true, multipleOfPrecision: 9, strict: false } as const;
   const body = addFormats.default(new Ajv.default({ ...common, coerceTypes: false, removeAdditional: false }));
   const url = addFormats.default(new Ajv.default({ ...common, coerceTypes: true, removeAdditional: false }));
-  for (const ajv of [body, url]) ajv.addKeyword('example');
+  for (const ajv of [body, url]) {
+    ajv.addKeyword('example');
+    ajv.addKeyword({
+      keyword: DECIMAL_PLACES,
+      type: 'number',
+      schemaType: 'number',
+      validate: (places: number, value: number) => Number.isFinite(value) && decimalPlaces(value) <= places,
+    });
+  }
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? body : url).compile(schema as FastifySchema));
 }
 
@@ -31,6 +40,8 @@ export function fieldErrors(errors: ErrorObject[], context: string): FieldError[
       message = `must be one of ${(e.params.allowedValues as unknown[]).join(', ')}`;
     } else if (e.keyword === 'pattern') {
       message = 'contains characters that are not allowed';
+    } else if (e.keyword === DECIMAL_PLACES) {
+      message = `must have at most ${MONEY_DECIMALS} decimals`;
     } else if (e.keyword === 'format') {
       message = `must be a valid ${String(e.params.format)}`;
     }

@@ -50,11 +50,17 @@ export async function insertOrder(db: Queryable, o: NewOrder): Promise<CreateRes
   return row?.product_found ? { kind: 'insufficient_stock' } : { kind: 'unknown_product' };
 }
 
-const GET_ORDER = `SELECT ${orderJson('o')}::text AS json FROM orders o WHERE o.id = $1`;
+/** The order's JSON and its version, which is its entity tag. */
+export interface VersionedOrder {
+  json: OrderJson;
+  version: number;
+}
 
-export async function findOrderJson(db: Queryable, id: number): Promise<OrderJson | undefined> {
-  const [row] = await db.query<{ json: OrderJson }>(GET_ORDER, [id], 'get_order');
-  return row?.json;
+const GET_ORDER = `SELECT ${orderJson('o')}::text AS json, o.version FROM orders o WHERE o.id = $1`;
+
+export async function findOrderJson(db: Queryable, id: number): Promise<VersionedOrder | undefined> {
+  const [row] = await db.query<VersionedOrder>(GET_ORDER, [id], 'get_order_versioned');
+  return row;
 }
 
 export async function findOrderState(db: Queryable, id: number): Promise<{ status: OrderStatus; version: number } | undefined> {
@@ -91,10 +97,10 @@ export interface StatusUpdate {
 }
 
 /** Applies a decided change; undefined when the order changed since the decision was made. */
-export async function updateOrderStatus(db: Queryable, u: StatusUpdate): Promise<OrderJson | undefined> {
+export async function updateOrderStatus(db: Queryable, u: StatusUpdate): Promise<VersionedOrder | undefined> {
   const params = [u.id, u.expectedVersion, u.to, u.from, u.now.toISOString(), u.eventId, u.restock];
   const [row] = await db.query<{ json: OrderJson }>(CHANGE_STATUS, params, 'change_order_status');
-  return row?.json;
+  return row && { json: row.json, version: u.expectedVersion + 1 };
 }
 
 export interface OrderFilter {

@@ -2,10 +2,21 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { Problem } from '../errors.js';
 import { Order } from '../events/envelope.js';
+import { etagOf, namesVersion } from '../http/etag.js';
 import { sendRawJson } from '../http/raw-json.js';
 import { trimFields } from '../http/validation.js';
 import type { OrderService } from './service.js';
-import { ChangeStatusBody, CreateOrderBody, IdempotencyKeyHeader, ListOrdersQuery, OrderHistory, OrderPage, OrderParams } from './schemas.js';
+import {
+  ChangeStatusBody,
+  ConditionalChangeHeaders,
+  ConditionalReadHeaders,
+  CreateOrderBody,
+  IdempotencyKeyHeader,
+  ListOrdersQuery,
+  OrderHistory,
+  OrderPage,
+  OrderParams,
+} from './schemas.js';
 
 const problem = Type.Ref(Problem);
 
@@ -47,8 +58,23 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ orders: OrderService }> = 
 
   app.get(
     '/orders/:id',
-    { schema: { tags: ['orders'], summary: 'Read an order', params: OrderParams, response: { 200: Type.Ref(Order), 404: problem } } },
-    async (request, reply) => sendRawJson(reply, 200, await orders.getOrder(request.params.id)),
+    {
+      schema: {
+        tags: ['orders'],
+        summary: 'Read an order',
+        description: "Sends an ETag made from the order's version; with If-None-Match naming it, 304 and no body.",
+        params: OrderParams,
+        headers: ConditionalReadHeaders,
+        response: { 200: Type.Ref(Order), 304: Type.Null({ description: 'The order is still at the version named in If-None-Match' }), 404: problem },
+      },
+    },
+    async (request, reply) => {
+      const order = await orders.getOrder(request.params.id);
+      reply.header('etag', etagOf(order.version));
+      const ifNoneMatch = request.headers['if-none-match'];
+      if (ifNoneMatch !== undefined && namesVersion(ifNoneMatch, order.version, 'weak')) return reply.code(304).send(null);
+      return sendRawJson(reply, 200, order.json);
+    },
   );
 
   app.patch(
@@ -57,13 +83,21 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ orders: OrderService }> = 
       schema: {
         tags: ['orders'],
         summary: 'Change an order status',
-        description: 'Pending → Confirmed → Shipped → Delivered; Pending or Confirmed → Cancelled (returns the stock). Anything else is 409.',
+        description:
+          'Pending → Confirmed → Shipped → Delivered; Pending or Confirmed → Cancelled (returns the stock). Anything else is 409. ' +
+          'With If-Match, only the version it names is changed: a stale one is 412.',
         params: OrderParams,
+        headers: ConditionalChangeHeaders,
         body: ChangeStatusBody,
-        response: { 200: Type.Ref(Order), 404: problem, 409: problem, 422: problem },
+        response: { 200: Type.Ref(Order), 404: problem, 409: problem, 412: problem, 422: problem },
       },
     },
-    async (request, reply) => sendRawJson(reply, 200, await orders.changeOrderStatus(request.params.id, request.body.status)),
+    async (request, reply) => {
+      const ifMatch = request.headers['if-match'];
+      const expected = ifMatch === undefined ? undefined : (version: number) => namesVersion(ifMatch, version, 'strong');
+      const order = await orders.changeOrderStatus(request.params.id, request.body.status, expected);
+      return sendRawJson(reply.header('etag', etagOf(order.version)), 200, order.json);
+    },
   );
 
   app.get(

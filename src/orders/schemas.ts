@@ -43,3 +43,11 @@ export const OrderHistory = Type.Array(Type.Ref(OrderEvent));
 export const IdempotencyKeyHeader = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' })),
 });
+
+export const ConditionalReadHeaders = Type.Object({
+  'if-none-match': Type.Optional(Type.String({ maxLength: 1024, description: 'the ETag of the copy the client has' })),
+});
+
+export const ConditionalChangeHeaders = Type.Object({
+  'if-match': Type.Optional(Type.String({ maxLength: 1024, description: 'the ETag of the version the client means to change' })),
+});

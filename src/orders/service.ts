@@ -2,7 +2,7 @@ import type { Database, Queryable } from '../db/client.js';
 import { ApiError, toProblem } from '../errors.js';
 import type { OrderEvent, OrderStatus } from '../events/envelope.js';
 import { claimKey, fingerprint, holdsLease, rememberResponse, releaseKey } from './idempotency.js';
-import { findOrderJson, findOrderState, insertOrder, listOrderJson, orderExists, updateOrderStatus, type OrderJson } from './repository.js';
+import { findOrderJson, findOrderState, insertOrder, listOrderJson, orderExists, updateOrderStatus, type OrderJson, type VersionedOrder } from './repository.js';
 import type { CreateOrderBody, ListOrdersQuery } from './schemas.js';
 import { changeStatus } from './status.js';
 
@@ -84,10 +84,10 @@ export function createOrderService(deps: OrderServiceDeps) {
       return outcome;
     },
 
-    async getOrder(id: number): Promise<OrderJson> {
-      const json = await findOrderJson(db, id);
-      if (!json) throw orderNotFound(id);
-      return json;
+    async getOrder(id: number): Promise<VersionedOrder> {
+      const order = await findOrderJson(db, id);
+      if (!order) throw orderNotFound(id);
+      return order;
     },
 
     async listOrders(query: ListOrdersQuery): Promise<{ items: OrderJson[]; nextCursor: string | null }> {
@@ -104,12 +104,16 @@ export function createOrderService(deps: OrderServiceDeps) {
       return { items: page, nextCursor: more && last ? encodeCursor((JSON.parse(last) as { id: number }).id) : null };
     },
 
-    async changeOrderStatus(id: number, to: OrderStatus): Promise<OrderJson> {
+    /** `expected`, from If-Match, says which versions the client means to change; anything else is 412. */
+    async changeOrderStatus(id: number, to: OrderStatus, expected?: (version: number) => boolean): Promise<VersionedOrder> {
       for (let attempt = 0; attempt < MAX_STATUS_ATTEMPTS; attempt++) {
         const current = await findOrderState(db, id);
         if (!current) throw orderNotFound(id);
+        if (expected && !expected(current.version)) {
+          throw new ApiError('precondition_failed', `Order ${id} is at version ${current.version}, not the one in If-Match; read it again before changing it.`);
+        }
         const change = changeStatus(current, to);
-        const json = await updateOrderStatus(db, {
+        const changed = await updateOrderStatus(db, {
           id,
           expectedVersion: current.version,
           from: change.from,
@@ -118,9 +122,9 @@ export function createOrderService(deps: OrderServiceDeps) {
           now: deps.now(),
           eventId: deps.newId(),
         });
-        if (json) {
+        if (changed) {
           deps.eventsWritten();
-          return json;
+          return changed;
         }
       }
       throw new ApiError('concurrent_update', `Order ${id} kept changing while this request ran; retry it.`);

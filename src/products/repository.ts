@@ -1,39 +1,38 @@
 import { asc, eq, gt, sql } from 'drizzle-orm';
 import type { Drizzle } from '../db/client.js';
 import { products } from '../db/schema.js';
-import type { Product } from './schemas.js';
 
-const columns = { id: products.id, name: products.name, price: products.price, stock: products.stock };
-type Row = { id: number; name: string; price: string; stock: number | null };
+/** A product as JSON text rendered by the database: `numeric` keeps its two decimals (`25.50`). */
+export type ProductJson = string & { readonly __brand: 'ProductJson' };
 
-// numeric arrives as an exact decimal string; the JSON number is rendered from it only at the edge.
-const toProduct = (row: Row): Product => ({ ...row, price: Number(row.price) });
+const json = sql<ProductJson>`row_to_json((SELECT r FROM (SELECT ${products.id}, ${products.name}, ${products.price}, ${products.stock}) AS r))::text`;
+const columns = { id: products.id, json };
+
 /** Cents as an exact decimal string, so a float never reaches the database. */
 const toDecimal = (price: number): string => price.toFixed(2);
 
-export async function listProducts(db: Drizzle, afterId: number, limit: number): Promise<Product[]> {
-  const rows = await db.select(columns).from(products).where(gt(products.id, afterId)).orderBy(asc(products.id)).limit(limit);
-  return rows.map(toProduct);
+export async function listProducts(db: Drizzle, afterId: number, limit: number): Promise<{ id: number; json: ProductJson }[]> {
+  return db.select(columns).from(products).where(gt(products.id, afterId)).orderBy(asc(products.id)).limit(limit);
 }
 
-export async function findProduct(db: Drizzle, id: number): Promise<Product | undefined> {
+export async function findProduct(db: Drizzle, id: number): Promise<ProductJson | undefined> {
   const [row] = await db.select(columns).from(products).where(eq(products.id, id));
-  return row && toProduct(row);
+  return row?.json;
 }
 
-export async function insertProduct(db: Drizzle, p: { name: string; price: number; stock?: number | null | undefined }): Promise<Product> {
+export async function insertProduct(db: Drizzle, p: { name: string; price: number; stock?: number | null | undefined }): Promise<{ id: number; json: ProductJson }> {
   const [row] = await db
     .insert(products)
     .values({ name: p.name, price: toDecimal(p.price), stock: p.stock ?? null })
     .returning(columns);
-  return toProduct(row!);
+  return row!;
 }
 
 export async function updateProduct(
   db: Drizzle,
   id: number,
   changes: { name?: string | undefined; price?: number | undefined; stock?: number | null | undefined },
-): Promise<Product | undefined> {
+): Promise<ProductJson | undefined> {
   const [row] = await db
     .update(products)
     .set({
@@ -44,7 +43,7 @@ export async function updateProduct(
     })
     .where(eq(products.id, id))
     .returning(columns);
-  return row && toProduct(row);
+  return row?.json;
 }
 
 export const DEMO_CATALOG = [

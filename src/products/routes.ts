@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { Drizzle } from '../db/client.js';
 import { ApiError, Problem } from '../errors.js';
+import { sendRawJson } from '../http/raw-json.js';
 import { trimFields } from '../http/validation.js';
 import { findProduct, insertProduct, listProducts, updateProduct } from './repository.js';
 import { CreateProductBody, ListProductsQuery, Product, ProductPage, ProductParams, UpdateProductBody } from './schemas.js';
@@ -13,19 +14,24 @@ export const productRoutes: FastifyPluginAsyncTypebox<{ db: Drizzle }> = async (
   app.get(
     '/products',
     { schema: { tags: ['products'], summary: 'List the catalog', querystring: ListProductsQuery, response: { 200: ProductPage, 422: problem } } },
-    async (request) => {
+    async (request, reply) => {
       const after = request.query.cursor === undefined ? 0 : decodeCursor(request.query.cursor);
       const items = await listProducts(db, after, request.query.limit + 1);
       const more = items.length > request.query.limit;
       const page = items.slice(0, request.query.limit);
-      return { items: page, next_cursor: more ? Buffer.from(`p:${page.at(-1)!.id}`).toString('base64url') : null };
+      const cursor = more ? JSON.stringify(Buffer.from(`p:${page.at(-1)!.id}`).toString('base64url')) : 'null';
+      return sendRawJson(reply, 200, `{"items":[${page.map((p) => p.json).join(',')}],"next_cursor":${cursor}}`);
     },
   );
 
   app.get(
     '/products/:id',
     { schema: { tags: ['products'], summary: 'Read a product', params: ProductParams, response: { 200: Type.Ref(Product), 404: problem } } },
-    async (request) => (await findProduct(db, request.params.id)) ?? Promise.reject(notFound(request.params.id)),
+    async (request, reply) => {
+      const product = await findProduct(db, request.params.id);
+      if (!product) throw notFound(request.params.id);
+      return sendRawJson(reply, 200, product);
+    },
   );
 
   app.post(
@@ -36,7 +42,7 @@ export const productRoutes: FastifyPluginAsyncTypebox<{ db: Drizzle }> = async (
     },
     async (request, reply) => {
       const product = await insertProduct(db, request.body);
-      return reply.code(201).header('location', `/products/${product.id}`).send(product);
+      return sendRawJson(reply.header('location', `/products/${product.id}`), 201, product.json);
     },
   );
 
@@ -53,7 +59,11 @@ export const productRoutes: FastifyPluginAsyncTypebox<{ db: Drizzle }> = async (
         response: { 200: Type.Ref(Product), 404: problem, 422: problem },
       },
     },
-    async (request) => (await updateProduct(db, request.params.id, request.body)) ?? Promise.reject(notFound(request.params.id)),
+    async (request, reply) => {
+      const product = await updateProduct(db, request.params.id, request.body);
+      if (!product) throw notFound(request.params.id);
+      return sendRawJson(reply, 200, product);
+    },
   );
 };
 

@@ -1,18 +1,20 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { DECIMAL_PLACES, MONEY_DECIMALS } from '../http/money.js';
 
 const PRINTABLE = '^[^\\u0000-\\u001f\\u007f]*$';
 
 export const Price = Type.Number({
   minimum: 0,
   maximum: 99_999_999.99,
-  multipleOf: 0.01,
-  description: 'in the currency unit, at most two decimals',
+  // Not multipleOf 0.01: validators divide in binary floating point and refuse 164017.89.
+  [DECIMAL_PLACES]: MONEY_DECIMALS,
+  description: 'in the currency unit, at most two decimals (checked on the decimal digits, not by division)',
 });
 /** `null` means unlimited. */
 export const Stock = Type.Union([Type.Integer({ minimum: 0, maximum: 2_147_483_647 }), Type.Null()]);
 
 export const Product = Type.Object(
-  { id: Type.Integer(), name: Type.String(), price: Type.Number(), stock: Stock },
+  { id: Type.Integer(), name: Type.String(), price: Type.Number({ description: 'written with exactly two decimals' }), stock: Stock },
   { $id: 'Product' },
 );
 export type Product = Static<typeof Product>;
