@@ -73,7 +73,8 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
       // Nagle would hold small frames (publishes, acks) back for the peer's delayed ACK: tens of ms each.
       conn = await amqp.connect(url, { timeout: connectTimeoutMs, noDelay: true });
     } catch (err) {
-      logger.warn({ err, target, retries: failedAttempts }, 'cannot connect to RabbitMQ');
+      // Once per outage, not per attempt: "connected to RabbitMQ" says when it is over.
+      if (failedAttempts === 0) logger.warn({ err, target }, 'cannot connect to RabbitMQ; retrying with back-off');
       scheduleReconnect();
       return;
     }
