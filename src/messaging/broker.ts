@@ -1,4 +1,21 @@
-import type { OrderEvent } from '../events/envelope.js';
+import type { EventType, OrderEvent } from '../events/envelope.js';
+
+/**
+ * One event as it goes out: its JSON exactly as stored (the database rendered it, money with two
+ * decimals), with what routing and consumers need beside it, so nothing is parsed to publish it.
+ */
+export interface Publication {
+  readonly id: string;
+  readonly type: EventType;
+  readonly body: Buffer;
+  /** The event's place in the log (`xid:position`), carried to consumers in `x-log-position`. */
+  readonly logPosition?: string | undefined;
+}
+
+/** A publication of an event object, for publishers that hold one rather than stored JSON. */
+export function publicationOf(event: OrderEvent, logPosition?: string): Publication {
+  return { id: event.id, type: event.type, body: Buffer.from(JSON.stringify(event)), logPosition };
+}
 
 /**
  * A delivery handed to a consumer. The consumer calls `ack` once it has made the event durable
@@ -27,11 +44,8 @@ export interface ConsumerOptions {
 export type BrokerState = 'up' | 'down' | 'connecting';
 
 export interface Broker {
-  /**
-   * Publishes every event, in order; resolves only when the broker has confirmed all of them.
-   * `logPositions`, parallel to `events`, travel with them to consumers (header `x-log-position`).
-   */
-  publish(events: readonly OrderEvent[], logPositions?: readonly string[]): Promise<void>;
+  /** Publishes every event, in order, body as given; resolves only when the broker has confirmed all of them. */
+  publish(batch: readonly Publication[]): Promise<void>;
   /** Starts consuming; deliveries for one order arrive in publish order. */
   consume(options: ConsumerOptions, handler: (delivery: Delivery) => Promise<void> | void): Promise<void>;
   state(): BrokerState;

@@ -1,5 +1,5 @@
 import type { OrderEvent } from '../events/envelope.js';
-import type { Broker, BrokerState, ConsumerOptions, Delivery } from './broker.js';
+import type { Broker, BrokerState, ConsumerOptions, Delivery, Publication } from './broker.js';
 import { silentLogger, type BrokerLogger } from './logger.js';
 
 export interface InProcessBrokerOptions {
@@ -181,14 +181,12 @@ export function createInProcessBroker(options: InProcessBrokerOptions = {}): Bro
   }
 
   return {
-    async publish(events: readonly OrderEvent[], logPositions?: readonly string[]): Promise<void> {
+    async publish(batch: readonly Publication[]): Promise<void> {
       if (closed) throw new Error('in-process broker is closed');
       const durable = [...durableQueues.values()];
-      const { publish, done } = awaitDurableAcks(events.length * durable.length);
-      for (const [i, event] of events.entries()) {
-        const logPosition = logPositions?.[i];
-        const body = Buffer.from(JSON.stringify(event));
-        // Consumers see what RabbitMQ would hand them: the event as it survives JSON.
+      const { publish, done } = awaitDurableAcks(batch.length * durable.length);
+      for (const { body, logPosition } of batch) {
+        // Parsed once, as a RabbitMQ consumer would decode it; every queue shares the body and the event.
         const delivered = JSON.parse(body.toString('utf8')) as OrderEvent;
         for (const queue of durable) enqueue(queue, delivered, body, logPosition, publish);
         for (const queue of privateQueues) enqueue(queue, delivered, body, logPosition);

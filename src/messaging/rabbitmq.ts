@@ -1,6 +1,6 @@
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { EXCHANGE, type OrderEvent } from '../events/envelope.js';
-import type { Broker, BrokerState, ConsumerOptions } from './broker.js';
+import type { Broker, BrokerState, ConsumerOptions, Publication } from './broker.js';
 import { silentLogger, type BrokerLogger } from './logger.js';
 import { declareDurableQueue, LOG_POSITION_HEADER, startConsumer, type Handler } from './rabbitmq-consumer.js';
 
@@ -142,17 +142,16 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
     }, delay);
   }
 
-  function publishOne(channel: ConfirmChannel, event: OrderEvent, logPosition: string | undefined): Promise<void> {
+  function publishOne(channel: ConfirmChannel, { id, type, body, logPosition }: Publication): Promise<void> {
     return new Promise((resolve, reject) => {
-      const body = Buffer.from(JSON.stringify(event));
       const properties = {
         persistent: true,
-        messageId: event.id,
+        messageId: id,
         contentType: 'application/json',
-        type: event.type,
+        type,
         ...(logPosition ? { headers: { [LOG_POSITION_HEADER]: logPosition } } : {}),
       };
-      channel.publish(exchange, event.type, body, properties, (err: unknown) => {
+      channel.publish(exchange, type, body, properties, (err: unknown) => {
         if (err) reject(err instanceof Error ? err : new Error(String(err)));
         else resolve();
       });
@@ -162,12 +161,12 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
   connectNow();
 
   return {
-    async publish(events: readonly OrderEvent[], logPositions?: readonly string[]): Promise<void> {
+    async publish(batch: readonly Publication[]): Promise<void> {
       if (closed) throw new Error('RabbitMQ broker is closed');
       const channel = publisher;
       if (!channel || state !== 'up') throw new Error(`RabbitMQ is ${state}; events not published`);
       // A channel that dies mid-way rejects every unconfirmed message; a stalled one hits the timeout.
-      const confirms = Promise.all(events.map((event, i) => publishOne(channel, event, logPositions?.[i])));
+      const confirms = Promise.all(batch.map((publication) => publishOne(channel, publication)));
       await withTimeout(confirms, confirmTimeoutMs, `RabbitMQ did not confirm within ${confirmTimeoutMs} ms`);
     },
 

@@ -183,7 +183,7 @@ export function startOutboxRelay(options: RelayOptions): OutboxRelay {
           // Checked per batch: a broker that is away fails at once, nothing is read in vain.
           if (broker.state() !== 'up') throw new BrokerUnavailable(`RabbitMQ is ${broker.state()}`);
           cursor = batch.at(-1)!.at;
-          const confirmed = broker.publish(batch.map((b) => b.event), batch.map((b) => formatPosition(b.at)));
+          const confirmed = broker.publish(batch.map((b) => ({ id: b.id, type: b.type, body: Buffer.from(b.json), logPosition: formatPosition(b.at) })));
           const entry: InFlight = { at: cursor, confirmed, settled: false };
           entry.confirmed.then(() => (entry.settled = true), () => undefined);
           window.push(entry);

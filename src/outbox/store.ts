@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/client.js';
-import type { OrderEvent } from '../events/envelope.js';
+import type { EventType, OrderEvent } from '../events/envelope.js';
 import { LOG_START, type LogPosition } from '../events/log-position.js';
 
 export { LOG_START, type LogPosition };
@@ -21,24 +21,32 @@ export { LOG_START, type LogPosition };
  * for it (the order service's own transactions are single statements).
  */
 
+/** An event as stored: its JSON text exactly as the database rendered it. */
 export interface LoggedEvent {
   readonly at: LogPosition;
-  readonly event: OrderEvent;
+  readonly id: string;
+  readonly type: EventType;
+  readonly orderId: number;
+  readonly json: string;
 }
 
 const READABLE = 'o.xid < pg_snapshot_xmin(pg_current_snapshot())';
 
 // Not prepared: a plan cached while the outbox was small would be kept as a backlog builds up.
 const READ_AFTER = `
-SELECT o.xid::text AS xid, o.position, o.payload::text AS payload FROM outbox o
+SELECT o.xid::text AS xid, o.position, o.event_id::text AS id, o.type, o.order_id, o.payload::text AS payload FROM outbox o
 WHERE (o.xid, o.position) > ($1::xid8, $2::bigint) AND ${READABLE}
 ORDER BY o.xid, o.position
 LIMIT $3`;
 
 /** The next readable events after `after`, in log order. */
 export async function readAfter(db: Queryable, after: LogPosition, limit: number): Promise<LoggedEvent[]> {
-  const rows = await db.query<{ xid: string; position: number; payload: string }>(READ_AFTER, [after.xid, after.position, limit]);
-  return rows.map((r) => ({ at: { xid: r.xid, position: Number(r.position) }, event: JSON.parse(r.payload) as OrderEvent }));
+  const rows = await db.query<{ xid: string; position: number; id: string; type: EventType; order_id: number; payload: string }>(READ_AFTER, [
+    after.xid,
+    after.position,
+    limit,
+  ]);
+  return rows.map((r) => ({ at: { xid: r.xid, position: Number(r.position) }, id: r.id, type: r.type, orderId: Number(r.order_id), json: r.payload }));
 }
 
 const CHECKPOINT = 'relay';

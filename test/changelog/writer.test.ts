@@ -6,7 +6,7 @@ import { changeLogOn, type ChangeCollection, type ChangeDocument } from '../../s
 import { startChangeLogWriter } from '../../src/changelog/writer.js';
 import type { Broker } from '../../src/messaging/broker.js';
 import { createInProcessBroker } from '../../src/messaging/in-process.js';
-import { makeEvent } from '../helpers/events.js';
+import { makeEvent, publications } from '../helpers/events.js';
 import { bulkWriteFailure, bulkWriteSuccess, updateReply } from './driver-errors.js';
 
 /**
@@ -59,12 +59,12 @@ describe('change-log writer', () => {
     const events = Array.from({ length: 5 }, (_, i) => makeEvent({ orderId: 42, sequence: i + 1 }));
 
     // Resolves only once the durable consumer has acked every event.
-    await broker.publish(events);
+    await broker.publish(publications(events));
     expect(lines).toEqual([expect.objectContaining({ level: 40, events: 5, msg: expect.stringMatching(/redelivered/) })]);
     expect(writer.stats).toEqual({ written: 5, duplicates: 0 });
     expect([...stored].sort()).toEqual(events.map((e) => e.id).sort());
 
-    await broker.publish(events);
+    await broker.publish(publications(events));
     expect(writer.stats).toEqual({ written: 5, duplicates: 5 });
   });
 });

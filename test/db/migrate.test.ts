@@ -54,8 +54,8 @@ describe('the outbox log migration on a database that ran the first schema', () 
       const checkpoint = await readCheckpoint(db);
       expect(checkpoint.position).toBe(2);
       // Shipped again from the first unsent one: 4 goes out twice, which consumers absorb; 3 and 5 are not lost.
-      expect((await readAfter(db, checkpoint, 10)).map((e) => e.event.order_id)).toEqual([3, 4, 5]);
-      expect((await readAfter(db, LOG_START, 10)).map((e) => e.event.order_id)).toEqual([1, 2, 3, 4, 5]);
+      expect((await readAfter(db, checkpoint, 10)).map((e) => e.orderId)).toEqual([3, 4, 5]);
+      expect((await readAfter(db, LOG_START, 10)).map((e) => e.orderId)).toEqual([1, 2, 3, 4, 5]);
     } finally {
       await db.close();
       rmSync(folder, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { OrderEvent } from '../../src/events/envelope.js';
+import { publicationOf, type Publication } from '../../src/messaging/broker.js';
 
 export interface EventSpec {
   orderId?: number;
@@ -36,4 +37,9 @@ export function makeEvent({ orderId = 1, sequence = 1, email = 'john.doe@example
     },
     ...(sequence === 1 ? {} : { change: { from: statuses[Math.min(sequence - 2, 3)] ?? 'Pending', to: status } }),
   };
+}
+
+/** Events as a publisher hands them to a broker; `positions`, when given, are their log positions. */
+export function publications(events: readonly OrderEvent[], positions: readonly string[] = []): Publication[] {
+  return events.map((event, i) => publicationOf(event, positions[i]));
 }

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { OrderEvent } from '../../src/events/envelope.js';
 import type { Broker, Delivery } from '../../src/messaging/broker.js';
-import { makeEvent as makeEventFromSpec } from '../helpers/events.js';
+import { makeEvent as makeEventFromSpec, publications } from '../helpers/events.js';
 
 /** An event of one order; sequence 1 is its creation. */
 export function makeEvent(orderId: number, sequence: number): OrderEvent {
@@ -68,13 +68,32 @@ export function brokerContract(
       await broker.consume({ durable: false, prefetch: 10 }, own.handler);
       const events = makeEvents(60);
 
-      for (let i = 0; i < events.length; i += 20) await broker.publish(events.slice(i, i + 20));
+      for (let i = 0; i < events.length; i += 20) await broker.publish(publications(events.slice(i, i + 20)));
 
       const expected = events.map((e) => e.id);
       await waitFor(() => expect(durable.ids()).toEqual(expected));
       await waitFor(() => expect(own.ids()).toEqual(expected));
       expect(durable.deliveries[5]!.event).toEqual(events[5]);
       expect(JSON.parse(durable.deliveries[5]!.body.toString('utf8'))).toEqual(events[5]);
+    });
+
+    it('when a body is published as stored, then consumers get those exact bytes (money keeps its two decimals)', async () => {
+      const broker = await newBroker();
+      const durable = collector();
+      const own = collector();
+      await broker.consume({ durable: true, queue: durableQueue(), prefetch: 10 }, durable.handler);
+      await broker.consume({ durable: false, prefetch: 10 }, own.handler);
+      const [event] = makeEvents(1);
+      const stored = JSON.stringify(event).replace('"total_price":200', '"total_price":200.00').replace('"unit_price":100', '"unit_price":100.00');
+      expect(stored).toContain('200.00');
+
+      await broker.publish([{ id: event!.id, type: event!.type, body: Buffer.from(stored) }]);
+
+      for (const consumer of [durable, own]) {
+        await waitFor(() => expect(consumer.deliveries).toHaveLength(1));
+        expect(consumer.deliveries[0]!.body.toString('utf8')).toBe(stored);
+        expect(consumer.deliveries[0]!.event).toEqual(event);
+      }
     });
 
     it('when events are published with their log positions, then each delivery carries its own, and none without', async () => {
@@ -85,8 +104,8 @@ export function brokerContract(
       await broker.consume({ durable: false, prefetch: 10 }, own.handler);
       const [a, b, c] = makeEvents(3);
 
-      await broker.publish([a!, b!], ['17:1', '18446744073709551615:2']);
-      await broker.publish([c!]);
+      await broker.publish(publications([a!, b!], ['17:1', '18446744073709551615:2']));
+      await broker.publish(publications([c!]));
 
       for (const consumer of [durable, own]) {
         await waitFor(() => expect(consumer.deliveries).toHaveLength(3));
@@ -102,7 +121,7 @@ export function brokerContract(
       await broker.consume({ durable: false, prefetch: 5 }, second.handler);
       const events = makeEvents(12);
 
-      await broker.publish(events);
+      await broker.publish(publications(events));
 
       const expected = events.map((e) => e.id);
       await waitFor(() => expect(first.ids()).toEqual(expected));
@@ -121,7 +140,7 @@ export function brokerContract(
       await broker.consume({ durable: true, queue, prefetch: 1 }, slowAck('b'));
       const events = makeEvents(20);
 
-      await broker.publish(events);
+      await broker.publish(publications(events));
 
       await waitFor(() => expect(received.a.length + received.b.length).toBe(events.length));
       await sleep(200);
@@ -140,7 +159,7 @@ export function brokerContract(
         else delivery.ack();
       });
 
-      await broker.publish(events);
+      await broker.publish(publications(events));
 
       const [e0, e1, e2] = events.map((e) => e.id);
       await waitFor(() => expect(seen).toEqual([[e0, false], [e0, true], [e1, false], [e2, false]]));
@@ -155,7 +174,7 @@ export function brokerContract(
         delivery.ack();
       });
 
-      await broker.publish(makeEvents(1));
+      await broker.publish(publications(makeEvents(1)));
 
       await waitFor(() => expect(seen).toEqual([false, true]));
     });
@@ -170,7 +189,7 @@ export function brokerContract(
       });
       const events = makeEvents(10);
 
-      const published = broker.publish(events);
+      const published = broker.publish(publications(events));
       for (const batch of [3, 3, 3, 1]) {
         await waitFor(() => expect(held.length).toBe(batch));
         await sleep(150);
@@ -184,7 +203,7 @@ export function brokerContract(
 
     it('when there is nothing to publish, then publish resolves', async () => {
       const broker = await newBroker();
-      await expect(broker.publish([])).resolves.toBeUndefined();
+      await expect(broker.publish(publications([]))).resolves.toBeUndefined();
     });
 
     it('when closed, then it is down and publish and consume reject', async () => {
@@ -194,7 +213,7 @@ export function brokerContract(
       await broker.close();
 
       expect(broker.state()).toBe('down');
-      await expect(broker.publish(makeEvents(1))).rejects.toThrow(/closed/);
+      await expect(broker.publish(publications(makeEvents(1)))).rejects.toThrow(/closed/);
       await expect(broker.consume({ durable: false, prefetch: 1 }, () => {})).rejects.toThrow(/closed/);
     });
   });

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker, Delivery } from '../../src/messaging/broker.js';
 import { createInProcessBroker } from '../../src/messaging/in-process.js';
+import { publications } from '../helpers/events.js';
 import { brokerContract, collector, makeEvents, waitFor } from './broker-contract.js';
 
 brokerContract('in-process', async () => createInProcessBroker());
@@ -25,7 +26,7 @@ describe('in-process broker', () => {
     await broker.consume({ durable: true, queue: 'changelog', prefetch: 10 }, (d) => void held.push(d));
     const events = makeEvents(2);
 
-    const published = broker.publish(events);
+    const published = broker.publish(publications(events));
     const flag = settledFlag(published);
     await waitFor(() => expect(held).toHaveLength(2));
     held[0]!.ack();
@@ -52,13 +53,13 @@ describe('in-process broker', () => {
     const stuck = makeEvents(3);
 
     const startedAt = performance.now();
-    await expect(broker.publish(stuck)).rejects.toThrow(/did not take the events within 300 ms/);
+    await expect(broker.publish(publications(stuck))).rejects.toThrow(/did not take the events within 300 ms/);
     expect(performance.now() - startedAt).toBeLessThan(2_000);
     expect(attempts.length).toBeGreaterThan(1);
 
     failing = false;
     const later = makeEvents(2);
-    await broker.publish(later);
+    await broker.publish(publications(later));
     await sleep(100);
     // The withdrawn events are not delivered again by the broker: the publisher sends them again itself.
     expect(acked).toEqual(later.map((e) => e.id));
@@ -70,7 +71,7 @@ describe('in-process broker', () => {
     await broker.consume({ durable: true, queue: 'changelog', prefetch: 1 }, collector().handler);
     await broker.consume({ durable: true, queue: 'audit', prefetch: 1 }, (d) => void held.push(d));
 
-    const flag = settledFlag(broker.publish(makeEvents(1)));
+    const flag = settledFlag(broker.publish(publications(makeEvents(1))));
     await waitFor(() => expect(held).toHaveLength(1));
     await sleep(50);
     expect(flag.settled).toBe(false);
@@ -84,7 +85,7 @@ describe('in-process broker', () => {
     const held: Delivery[] = [];
     await broker.consume({ durable: false, prefetch: 1 }, (d) => void held.push(d));
 
-    await broker.publish(makeEvents(3));
+    await broker.publish(publications(makeEvents(3)));
 
     await waitFor(() => expect(held).toHaveLength(1));
   });
@@ -92,11 +93,11 @@ describe('in-process broker', () => {
   it('when a durable queue is first consumed after a publish, then it gets only later events', async () => {
     broker = createInProcessBroker();
     const [early, late] = makeEvents(2);
-    await broker.publish([early!]);
+    await broker.publish(publications([early!]));
     const changelog = collector();
 
     await broker.consume({ durable: true, queue: 'changelog', prefetch: 1 }, changelog.handler);
-    await broker.publish([late!]);
+    await broker.publish(publications([late!]));
 
     expect(changelog.ids()).toEqual([late!.id]);
   });
@@ -105,7 +106,7 @@ describe('in-process broker', () => {
     broker = createInProcessBroker();
     const held: Delivery[] = [];
     await broker.consume({ durable: true, queue: 'changelog', prefetch: 1 }, (d) => void held.push(d));
-    const published = broker.publish(makeEvents(2));
+    const published = broker.publish(publications(makeEvents(2)));
     await waitFor(() => expect(held).toHaveLength(1));
 
     await broker.close();
@@ -121,7 +122,7 @@ describe('in-process broker', () => {
     await broker.consume({ durable: false, prefetch: 1 }, first.handler);
     await broker.consume({ durable: true, queue: 'changelog', prefetch: 1 }, second.handler);
 
-    await broker.publish(makeEvents(1));
+    await broker.publish(publications(makeEvents(1)));
 
     expect(first.deliveries[0]!.body).toBe(second.deliveries[0]!.body);
   });

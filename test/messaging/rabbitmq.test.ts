@@ -6,6 +6,7 @@ import type { OrderEvent } from '../../src/events/envelope.js';
 import type { Broker, Delivery } from '../../src/messaging/broker.js';
 import { createRabbitMqBroker, type RabbitMqBrokerOptions } from '../../src/messaging/rabbitmq.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { publications } from '../helpers/events.js';
 import { brokerContract, collector, makeEvents, waitFor } from './broker-contract.js';
 
 const url = inject('rabbitmqUrl');
@@ -65,7 +66,7 @@ describe.skipIf(!url)(url ? 'RabbitMQ broker' : 'RabbitMQ broker (skipped: Rabbi
     const queue = newQueue();
     const broker = await upBroker({ declareQueues: [queue] });
 
-    await broker.publish(makeEvents(25));
+    await broker.publish(publications(makeEvents(25)));
 
     expect((await channel.checkQueue(queue)).messageCount).toBe(25);
   });
@@ -76,7 +77,7 @@ describe.skipIf(!url)(url ? 'RabbitMQ broker' : 'RabbitMQ broker (skipped: Rabbi
     await channel.bindQueue(queue, exchangeOf(broker), '#');
     const [event] = makeEvents(1) as [OrderEvent];
 
-    await broker.publish([event]);
+    await broker.publish(publications([event]));
 
     const message = await waitFor(async () => {
       const got = await channel.get(queue, { noAck: true });
@@ -117,14 +118,14 @@ describe.skipIf(!url)(url ? 'RabbitMQ broker' : 'RabbitMQ broker (skipped: Rabbi
     await broker.consume({ durable: true, queue: newQueue(), prefetch: 5 }, received.handler);
 
     const started = Date.now();
-    await expect(broker.publish(makeEvents(1))).rejects.toThrow(/RabbitMQ is (down|connecting)/);
+    await expect(broker.publish(publications(makeEvents(1)))).rejects.toThrow(/RabbitMQ is (down|connecting)/);
     expect(Date.now() - started).toBeLessThan(500);
     expect(broker.state()).not.toBe('up');
 
     proxy.restore();
     await waitFor(() => expect(broker.state()).toBe('up'));
     const events = makeEvents(5);
-    await broker.publish(events);
+    await broker.publish(publications(events));
     await waitFor(() => expect(received.ids()).toEqual(events.map((e) => e.id)));
   });
 
@@ -134,7 +135,7 @@ describe.skipIf(!url)(url ? 'RabbitMQ broker' : 'RabbitMQ broker (skipped: Rabbi
     const deliveries: Delivery[] = [];
     await broker.consume({ durable: true, queue: newQueue(), prefetch: 1 }, (d) => void deliveries.push(d));
     const [event] = makeEvents(1) as [OrderEvent];
-    await broker.publish([event]);
+    await broker.publish(publications([event]));
     await waitFor(() => expect(deliveries).toHaveLength(1));
 
     proxy.cut();
@@ -166,7 +167,7 @@ describe.skipIf(!url)(url ? 'RabbitMQ broker' : 'RabbitMQ broker (skipped: Rabbi
         const events = makeEvents(5);
         for (;;) {
           try {
-            await broker.publish(events);
+            await broker.publish(publications(events));
             confirmed.push(...events.map((e) => e.id));
             break;
           } catch {

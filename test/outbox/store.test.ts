@@ -31,7 +31,7 @@ for (const { kind, skip } of databaseKinds()) {
       await on.query('INSERT INTO outbox (event_id, order_id, sequence, type, payload) VALUES ($1, $2, $3, $4, $5)', [id, orderId, sequence, 'order.created', payload]);
       return id;
     };
-    const ids = (batch: { event: { id: string } }[]) => batch.map((b) => b.event.id);
+    const ids = (batch: { id: string }[]) => batch.map((b) => b.id);
     /**
      * Waits until the log reads `count` events after `after`. A write transaction open anywhere on the
      * server (another test's CREATE DATABASE, say) holds readability back for its duration: by design.
