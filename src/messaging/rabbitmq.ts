@@ -1,5 +1,5 @@
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
-import { EXCHANGE, type OrderEvent } from '../events/envelope.js';
+import { EXCHANGE } from '../events/envelope.js';
 import type { Broker, BrokerState, ConsumerOptions, Publication } from './broker.js';
 import { silentLogger, type BrokerLogger } from './logger.js';
 import { declareDurableQueue, LOG_POSITION_HEADER, startConsumer, type Handler } from './rabbitmq-consumer.js';
