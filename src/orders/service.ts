@@ -72,7 +72,8 @@ export function createOrderService(deps: OrderServiceDeps) {
         return placed;
       });
     } catch (error) {
-      await releaseKey(db, key, lease).catch(() => undefined);
+      // Not awaited: when the database is cut off, the answer must not wait out a second timeout.
+      void releaseKey(db, key, lease).catch(() => undefined);
       throw error;
     }
   }

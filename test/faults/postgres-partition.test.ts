@@ -69,12 +69,14 @@ function startLoad(base: string) {
     samples.push(sample);
     return sample;
   };
-  const client = async () => {
+  const client = async (_: unknown, n: number) => {
     let known: number | undefined;
     for (let i = 0; running && i < 5_000; i++) {
+      // Half the clients send Idempotency-Keys: that path takes a lease and releases it on failure.
+      const key: Record<string, string> = n % 2 === 0 ? { 'idempotency-key': `partition-${n}-${i}-${Date.now()}` } : {};
       const created = await request('POST /orders/', `${base}/orders/`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...key },
         body: JSON.stringify(orderInput()),
       });
       known = created.orderId ?? known;
