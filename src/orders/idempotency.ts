@@ -92,7 +92,17 @@ export async function releaseInFlightKeys(db: Queryable): Promise<number> {
   return (await db.query('DELETE FROM idempotency_keys WHERE response_status IS NULL RETURNING 1')).length;
 }
 
-export async function deleteExpiredKeys(db: Queryable, ttlHours: number): Promise<number> {
-  const rows = await db.query('DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1) RETURNING 1', [ttlHours]);
-  return rows.length;
+/** Forgets keys past their TTL, a batch per statement so that each stays inside the statement timeout. */
+export async function deleteExpiredKeys(db: Queryable, ttlHours: number, batch = 5000): Promise<number> {
+  let deleted = 0;
+  for (;;) {
+    const rows = await db.query(
+      `DELETE FROM idempotency_keys WHERE key IN (
+         SELECT key FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1) LIMIT $2)
+       RETURNING 1`,
+      [ttlHours, batch],
+    );
+    deleted += rows.length;
+    if (rows.length < batch) return deleted;
+  }
 }

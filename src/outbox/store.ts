@@ -107,13 +107,22 @@ export async function backlog(db: Queryable): Promise<number> {
   return row?.n ?? 0;
 }
 
-/** Drops shipped events older than the retention that WebSocket resume promises. */
-export async function deleteShippedBefore(db: Queryable, retentionHours: number): Promise<number> {
-  const rows = await db.query(
-    `DELETE FROM outbox o USING outbox_checkpoint c
-     WHERE c.name = $2 AND (o.xid, o.position) <= (c.xid, c.position) AND o.created_at < now() - make_interval(hours => $1)
-     RETURNING 1`,
-    [retentionHours, CHECKPOINT],
-  );
-  return rows.length;
+/** Rows one retention statement removes: small enough to stay far inside the statement timeout. */
+export const RETENTION_BATCH = 5000;
+
+/** Drops shipped events older than the retention that WebSocket resume promises, a batch per statement. */
+export async function deleteShippedBefore(db: Queryable, retentionHours: number, batch = RETENTION_BATCH): Promise<number> {
+  let deleted = 0;
+  for (;;) {
+    const rows = await db.query(
+      `DELETE FROM outbox WHERE position IN (
+         SELECT o.position FROM outbox o, outbox_checkpoint c
+         WHERE c.name = $2 AND (o.xid, o.position) <= (c.xid, c.position) AND o.created_at < now() - make_interval(hours => $1)
+         ORDER BY o.xid, o.position LIMIT $3)
+       RETURNING 1`,
+      [retentionHours, CHECKPOINT, batch],
+    );
+    deleted += rows.length;
+    if (rows.length < batch) return deleted;
+  }
 }

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deleteExpiredKeys } from '../../src/orders/idempotency.js';
 import { databaseKinds } from '../helpers/databases.js';
 import { createProduct, orderInput } from '../helpers/factories.js';
 import { startTestService, type TestService } from '../helpers/service.js';
@@ -15,6 +16,19 @@ for (const { kind, skip } of databaseKinds()) {
       service.app.inject({ method: 'POST', url: '/orders/', payload, headers: { 'idempotency-key': key } });
     const countFor = async (email: string) =>
       (await service.db.query<{ n: number }>('SELECT count(*)::int AS n FROM orders WHERE client_email = $1', [email]))[0]!.n;
+
+    it('when keys outlive their TTL, then maintenance forgets them, a batch at a time, and a retry with one creates anew', async () => {
+      const body = orderInput();
+      for (const key of ['old-1', 'old-2', 'old-3', 'fresh']) expect((await post(`${kind}-${key}`, body)).statusCode).toBe(201);
+      await service.db.query("UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key LIKE $1", [`%${kind}-old-%`]);
+
+      expect(await deleteExpiredKeys(service.db, 24, 2)).toBe(3);
+
+      const left = await service.db.query<{ key: string }>('SELECT key FROM idempotency_keys WHERE key LIKE $1', [`%${kind}-%`]);
+      expect(left.map((r) => r.key.split(':').at(-1))).toEqual([`${kind}-fresh`]);
+      expect((await post(`${kind}-old-1`, body)).headers['idempotent-replayed']).toBeUndefined();
+      expect((await post(`${kind}-fresh`, body)).headers['idempotent-replayed']).toBe('true');
+    });
 
     it('when a request is retried with the same key and body, then the original answer is replayed and nothing new is created', async () => {
       const body = orderInput();
