@@ -14,7 +14,8 @@ export function namesVersion(header: string, version: number, comparison: 'stron
   const current = String(version);
   TAG.lastIndex = 0;
   let match: RegExpExecArray | null;
-  while (TAG.lastIndex < header.length && (match = TAG.exec(header)) !== null) {
+  // Sticky: each tag must follow the last; anything else (or the end) stops the loop.
+  while ((match = TAG.exec(header)) !== null) {
     const weak = match[1] !== undefined;
     if (match[2] === current && (comparison === 'weak' || !weak)) return true;
   }

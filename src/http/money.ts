@@ -6,7 +6,7 @@ export const MONEY_DECIMALS = 2;
 
 /** The decimal digits after the point in the shortest form of `value` (`1e-7` has 7). */
 export function decimalPlaces(value: number): number {
-  const [mantissa = '', exponent = '0'] = String(Math.abs(value)).split('e');
+  const [mantissa, exponent] = String(Math.abs(value)).split('e') as [string, string?];
   const fraction = mantissa.split('.')[1] ?? '';
-  return Math.max(0, fraction.length - Number(exponent));
+  return Math.max(0, fraction.length - Number(exponent ?? 0));
 }

@@ -14,6 +14,8 @@ describe('entity tags', () => {
     expect(namesVersion('"1", "2"', 3, 'weak')).toBe(false);
     expect(namesVersion(' * ', 3, 'strong')).toBe(true);
     expect(namesVersion('"33"', 3, 'weak')).toBe(false);
+    expect(namesVersion('"12"', 12, 'strong')).toBe(true);
+    expect(namesVersion('"1", W/"12"', 12, 'weak')).toBe(true);
     for (const bad of ['3', '"3', 'x"3"', '', '"2" junk "3"']) expect(namesVersion(bad, 3, 'weak'), bad).toBe(false);
   });
 });
