@@ -7,10 +7,14 @@ import type { Drizzle } from './db/client.js';
 import { Problem } from './errors.js';
 import { Order, OrderEvent } from './events/envelope.js';
 import { recordRouteAccess } from './http/auth.js';
+import { consoleRoutes, DEFAULT_CONSOLE_ROOT } from './http/console.js';
 import { healthRoutes, type ReadinessCheck } from './http/health.js';
+import { installRequestIds, requestIdOf } from './http/request-id.js';
 import { installErrorHandling } from './http/problems.js';
 import { DOCS_CSP, installSecurity, refuseWhileClosing, type SecurityOptions } from './http/security.js';
 import { installValidators } from './http/validation.js';
+import { installHttpMetrics } from './metrics/http.js';
+import type { ServiceMetrics } from './metrics/registry.js';
 import type { ReplayAfter } from './notifications/catch-up.js';
 import type { NotificationHub } from './notifications/hub.js';
 import { closeRefusedUpgrades, notificationRoutes, notificationWebsocketOptions } from './notifications/routes.js';
@@ -27,6 +31,10 @@ export interface AppDeps {
   /** The WebSocket side, in processes that notify. */
   notifications?: { hub: NotificationHub; replayAfter: ReplayAfter };
   readiness: Record<string, ReadinessCheck>;
+  /** Served at /metrics (no such route without it). */
+  metrics?: ServiceMetrics;
+  /** The built console (default: dist/console). */
+  consoleRoot?: string;
 }
 
 /** Wires the HTTP parts; it opens nothing itself, so tests build it around whatever they need. */
@@ -39,9 +47,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: false,
     forceCloseConnections: 'idle',
     requestTimeout: 30_000,
-    logController: new LogController({ disableRequestLogging: true }),
+    // The caller's X-Request-Id when it is safe to log, else a new one; on every line the request logs.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
+    genReqId: requestIdOf,
+    requestIdHeader: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  installRequestIds(app);
   recordRouteAccess(app);
   closeRefusedUpgrades(app);
   refuseWhileClosing(app);
@@ -69,6 +81,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   await app.register(healthRoutes, { checks: deps.readiness });
+  if (deps.metrics) installHttpMetrics(app, deps.metrics);
+  await app.register(consoleRoutes, { root: deps.consoleRoot ?? DEFAULT_CONSOLE_ROOT });
   if (deps.api) {
     await app.register(orderRoutes, { orders: deps.api.orders });
     await app.register(productRoutes, { db: deps.api.catalog });

@@ -12,6 +12,8 @@ import type { ReadinessCheck } from './http/health.js';
 import { securityOptions } from './http/security.js';
 import type { Broker } from './messaging/broker.js';
 import { createInProcessBroker } from './messaging/in-process.js';
+import { ServiceMetrics } from './metrics/registry.js';
+import { watchBroker, watchChangeLog, watchChangeLogWriter, watchHub, watchOutbox, watchPool } from './metrics/watch.js';
 import { createNotificationHub, type NotificationHub } from './notifications/hub.js';
 import { deleteExpiredKeys, releaseInFlightKeys } from './orders/idempotency.js';
 import { createOrderService } from './orders/service.js';
@@ -27,6 +29,7 @@ export interface Service {
   readonly hub: NotificationHub | undefined;
   readonly changeLog: ChangeLog | undefined;
   readonly changeLogWriter: ChangeLogWriter | undefined;
+  readonly metrics: ServiceMetrics;
   /** Stops taking work, finishes what is in flight, and closes every connection. */
   stop(): Promise<void>;
 }
@@ -35,6 +38,8 @@ export interface ServiceOptions {
   logger: FastifyBaseLogger;
   now?: () => Date;
   newId?: () => string;
+  /** The built console to serve at / (default: dist/console). */
+  consoleRoot?: string;
 }
 
 const MAINTENANCE_MS = 15 * 60_000;
@@ -67,6 +72,13 @@ export async function startService(config: Config, options: ServiceOptions): Pro
       },
     });
     closers.push(() => db.close());
+    const metrics = new ServiceMetrics({
+      role: config.ROLE,
+      database: db.kind,
+      broker: config.RABBITMQ_URL ? 'rabbitmq' : 'in-process',
+      changelog: runs('changelog') || runs('api') ? (config.MONGODB_URL ? 'mongodb' : 'embedded') : 'none',
+    });
+    watchPool(metrics.registry, db);
     await migrate(db);
     if (!config.DATABASE_URL) {
       await seedIfEmpty(db);
@@ -82,6 +94,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
         ? (await import('./changelog/mongodb.js')).createMongoChangeLog({ url: config.MONGODB_URL, database: config.MONGODB_DB })
         : createEmbeddedChangeLog(db);
       closers.push(() => changeLog!.close());
+      watchChangeLog(metrics.registry, changeLog);
     }
 
     const broker = config.RABBITMQ_URL
@@ -94,10 +107,12 @@ export async function startService(config: Config, options: ServiceOptions): Pro
         })
       : createInProcessBroker({ logger });
     closers.push(() => broker.close());
+    watchBroker(metrics.registry, broker);
     // The durable consumer exists before the relay publishes, so the in-process broker holds events for it.
     let changeLogWriter: ChangeLogWriter | undefined;
     if (runs('changelog')) {
       changeLogWriter = await startChangeLogWriter({ broker, changeLog: changeLog!, logger, queue: config.RABBITMQ_CHANGELOG_QUEUE });
+      watchChangeLogWriter(metrics.registry, changeLogWriter);
     }
 
     let hub: NotificationHub | undefined;
@@ -105,8 +120,12 @@ export async function startService(config: Config, options: ServiceOptions): Pro
       hub = createNotificationHub({ pingIntervalMs: config.WS_PING_INTERVAL_MS, maxBufferedBytes: config.WS_MAX_BUFFERED_BYTES });
       const notifier = hub;
       closers.push(async () => notifier.close());
+      watchHub(metrics.registry, hub);
       await broker.consume({ durable: false, prefetch: 1024 }, (delivery) => {
-        notifier.broadcast(delivery.event, delivery.body, delivery.logPosition);
+        const { event } = delivery;
+        const outcome = notifier.broadcast(event, delivery.body, delivery.logPosition);
+        // With the request that wrote the event: an order can be followed from its POST to its frames.
+        logger.info({ event_id: event.id, order_id: event.order_id, sequence: event.sequence, request_id: delivery.requestId, outcome }, 'notification broadcast');
         delivery.ack();
       });
     }
@@ -121,8 +140,10 @@ export async function startService(config: Config, options: ServiceOptions): Pro
         // RabbitMQ confirms take a disk flush: keep publishing meanwhile. PGlite runs one statement
         // at a time, so there one batch at a time lets batches grow instead of multiplying claims.
         maxInFlight: db.kind === 'pglite' ? 1 : 16,
+        metrics: metrics.relayHooks(),
       });
       const outboxRelay = relay;
+      watchOutbox(metrics.registry, db, outboxRelay);
       closers.push(() => outboxRelay.stop());
       const maintenance = setInterval(() => void maintain(db, config, logger), MAINTENANCE_MS);
       maintenance.unref();
@@ -139,6 +160,8 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     if (log) readiness.changelog = { critical: config.ROLE === 'changelog', check: () => log.state() };
     const app = await buildApp({
       logger,
+      metrics,
+      ...(options.consoleRoot ? { consoleRoot: options.consoleRoot } : {}),
       security: securityOptions(config),
       readiness,
       ...(relay && changeLog
@@ -149,7 +172,11 @@ export async function startService(config: Config, options: ServiceOptions): Pro
                 db,
                 now: options.now ?? (() => new Date()),
                 newId: options.newId ?? randomUUID,
-                eventsWritten: relay.wake,
+                eventsWritten: (change) => {
+                  relay.wake();
+                  if (change.type === 'order.created') metrics.orderCreated();
+                  else metrics.statusChanged(change.from, change.to);
+                },
                 history: (id) => changeLog.history(id),
               }),
             },
@@ -160,7 +187,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     // The app closes first: no new requests, in-flight ones finish, then the parts behind them close.
     closers.push(() => app.close());
 
-    return { app, db, broker, relay, hub, changeLog, changeLogWriter, stop: closeAll };
+    return { app, db, broker, relay, hub, changeLog, changeLogWriter, metrics, stop: closeAll };
   } catch (error) {
     await closeAll();
     throw error;

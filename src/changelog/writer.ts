@@ -2,12 +2,22 @@ import type { Broker, Delivery } from '../messaging/broker.js';
 import type { ChangeLog } from './changelog.js';
 
 export interface WriterLogger {
+  info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
 }
 
-export interface ChangeLogWriter {
+export interface ChangeLogWriterStats {
+  /** Deliveries taken from the queue, redeliveries included. */
+  consumed: number;
   /** Events written for the first time, and redeliveries that found their event already logged. */
-  readonly stats: { written: number; duplicates: number };
+  written: number;
+  duplicates: number;
+  /** Batches whose write failed and whose events were handed back for redelivery. */
+  failures: number;
+}
+
+export interface ChangeLogWriter {
+  readonly stats: Readonly<ChangeLogWriterStats>;
 }
 
 /**
@@ -22,7 +32,7 @@ export async function startChangeLogWriter(options: {
   prefetch?: number;
 }): Promise<ChangeLogWriter> {
   const { changeLog, logger } = options;
-  const stats = { written: 0, duplicates: 0 };
+  const stats: ChangeLogWriterStats = { consumed: 0, written: 0, duplicates: 0, failures: 0 };
   let pending: Delivery[] = [];
   let scheduled = false;
 
@@ -35,7 +45,12 @@ export async function startChangeLogWriter(options: {
       stats.written += written;
       stats.duplicates += batch.length - written;
       for (const d of batch) d.ack();
+      // One line per event, with the request that wrote it: an order can be followed from its POST to here.
+      for (const { event, requestId } of batch) {
+        logger.info({ event_id: event.id, order_id: event.order_id, sequence: event.sequence, request_id: requestId }, 'order change logged');
+      }
     } catch (error) {
+      stats.failures += 1;
       logger.warn({ err: error, events: batch.length }, 'change log write failed; events will be redelivered');
       for (const d of batch) d.nack();
     }
@@ -44,6 +59,7 @@ export async function startChangeLogWriter(options: {
   await options.broker.consume(
     { durable: true, queue: options.queue, prefetch: options.prefetch ?? 256 },
     (delivery) => {
+      stats.consumed += 1;
       pending.push(delivery);
       if (!scheduled) {
         scheduled = true;

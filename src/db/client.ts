@@ -33,6 +33,16 @@ export interface Database extends Queryable {
   session(): Promise<Session>;
   ping(): Promise<void>;
   close(): Promise<void>;
+  /** PostgreSQL's connection pool right now, for metrics; absent on PGlite, which has one connection. */
+  poolUse?(): PoolUse;
+}
+
+export interface PoolUse {
+  /** Connections open, idle among them, requests waiting for one, and the most the pool opens. */
+  open: number;
+  idle: number;
+  waiting: number;
+  max: number;
 }
 
 /** Bounds on every PostgreSQL call, so a database that is slow or cut off costs seconds, not a hung request. */
@@ -184,6 +194,7 @@ async function openPostgres(url: string, poolSize: number, timeouts: PostgresTim
       await pool.query('SELECT 1');
     },
     close: () => pool.end(),
+    poolUse: () => ({ open: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: poolSize }),
   };
   await db.ping();
   return db;

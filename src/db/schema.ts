@@ -60,6 +60,8 @@ export const outbox = pgTable(
     type: text('type').notNull(),
     // json, not jsonb: the text is kept as written, so the relay ships it without re-encoding.
     payload: json('payload').notNull(),
+    // The X-Request-Id of the request that wrote the event, carried to consumers so logs can follow it.
+    requestId: text('request_id'),
     createdAt: createdAt(),
   },
   (t) => [

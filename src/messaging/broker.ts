@@ -10,6 +10,8 @@ export interface Publication {
   readonly body: Buffer;
   /** The event's place in the log (`xid:position`), carried to consumers in `x-log-position`. */
   readonly logPosition?: string | undefined;
+  /** The request that wrote the event, carried to consumers in `x-request-id` so their logs name it. */
+  readonly requestId?: string | undefined;
 }
 
 /** A publication of an event object, for publishers that hold one rather than stored JSON. */
@@ -28,6 +30,8 @@ export interface Delivery {
   readonly redelivered: boolean;
   /** The event's place in the log (`xid:position`), when the publisher gave one. */
   readonly logPosition: string | undefined;
+  /** The request that wrote the event, when the publisher gave one. */
+  readonly requestId?: string | undefined;
   ack(): void;
   nack(): void;
 }

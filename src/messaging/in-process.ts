@@ -28,6 +28,7 @@ interface Message {
   readonly event: OrderEvent;
   readonly body: Buffer;
   readonly logPosition: string | undefined;
+  readonly requestId: string | undefined;
   readonly publish: PendingPublish | undefined;
   redelivered: boolean;
 }
@@ -64,8 +65,9 @@ export function createInProcessBroker(options: InProcessBrokerOptions = {}): Bro
     return { ready: [], consumers: [], nextConsumer: 0, nextSeq: 0, dispatchScheduled: false };
   }
 
-  function enqueue(queue: Queue, event: OrderEvent, body: Buffer, logPosition: string | undefined, publish?: PendingPublish): void {
-    queue.ready.push({ seq: queue.nextSeq++, event, body, logPosition, publish, redelivered: false });
+  function enqueue(queue: Queue, event: OrderEvent, publication: Publication, publish?: PendingPublish): void {
+    const { body, logPosition, requestId } = publication;
+    queue.ready.push({ seq: queue.nextSeq++, event, body, logPosition, requestId, publish, redelivered: false });
     scheduleDispatch(queue);
   }
 
@@ -120,6 +122,7 @@ export function createInProcessBroker(options: InProcessBrokerOptions = {}): Bro
       body: message.body,
       redelivered: message.redelivered,
       logPosition: message.logPosition,
+      requestId: message.requestId,
       ack() {
         if (!settle()) return;
         consumer.inFlight--;
@@ -185,11 +188,11 @@ export function createInProcessBroker(options: InProcessBrokerOptions = {}): Bro
       if (closed) throw new Error('in-process broker is closed');
       const durable = [...durableQueues.values()];
       const { publish, done } = awaitDurableAcks(batch.length * durable.length);
-      for (const { body, logPosition } of batch) {
+      for (const publication of batch) {
         // Parsed once, as a RabbitMQ consumer would decode it; every queue shares the body and the event.
-        const delivered = JSON.parse(body.toString('utf8')) as OrderEvent;
-        for (const queue of durable) enqueue(queue, delivered, body, logPosition, publish);
-        for (const queue of privateQueues) enqueue(queue, delivered, body, logPosition);
+        const delivered = JSON.parse(publication.body.toString('utf8')) as OrderEvent;
+        for (const queue of durable) enqueue(queue, delivered, publication, publish);
+        for (const queue of privateQueues) enqueue(queue, delivered, publication);
       }
       await done;
     },

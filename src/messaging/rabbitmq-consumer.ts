@@ -5,6 +5,8 @@ import type { BrokerLogger } from './logger.js';
 
 /** The message header that carries an event's place in the log. */
 export const LOG_POSITION_HEADER = 'x-log-position';
+/** The message header that carries the id of the request that wrote the event. */
+export const REQUEST_ID_HEADER = 'x-request-id';
 
 /** Both event types; a queue bound with it receives every order event. */
 export const ORDER_EVENTS_PATTERN = 'order.*';
@@ -81,6 +83,7 @@ export async function startConsumer(
       body: message.content,
       redelivered: message.fields.redelivered,
       logPosition: headerString(message.properties.headers?.[LOG_POSITION_HEADER]),
+      requestId: headerString(message.properties.headers?.[REQUEST_ID_HEADER]),
       ack() {
         if (settled) return;
         settled = true;

@@ -2,7 +2,7 @@ import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { EXCHANGE } from '../events/envelope.js';
 import type { Broker, BrokerState, ConsumerOptions, Publication } from './broker.js';
 import { silentLogger, type BrokerLogger } from './logger.js';
-import { declareDurableQueue, LOG_POSITION_HEADER, startConsumer, type Handler } from './rabbitmq-consumer.js';
+import { declareDurableQueue, LOG_POSITION_HEADER, REQUEST_ID_HEADER, startConsumer, type Handler } from './rabbitmq-consumer.js';
 
 export interface RabbitMqBrokerOptions {
   /** amqp:// or amqps:// URL; a `heartbeat` query parameter overrides heartbeatSeconds. */
@@ -142,15 +142,13 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
     }, delay);
   }
 
-  function publishOne(channel: ConfirmChannel, { id, type, body, logPosition }: Publication): Promise<void> {
+  function publishOne(channel: ConfirmChannel, { id, type, body, logPosition, requestId }: Publication): Promise<void> {
     return new Promise((resolve, reject) => {
-      const properties = {
-        persistent: true,
-        messageId: id,
-        contentType: 'application/json',
-        type,
-        ...(logPosition ? { headers: { [LOG_POSITION_HEADER]: logPosition } } : {}),
+      const headers = {
+        ...(logPosition ? { [LOG_POSITION_HEADER]: logPosition } : {}),
+        ...(requestId ? { [REQUEST_ID_HEADER]: requestId } : {}),
       };
+      const properties = { persistent: true, messageId: id, contentType: 'application/json', type, headers };
       channel.publish(exchange, type, body, properties, (err: unknown) => {
         if (err) reject(err instanceof Error ? err : new Error(String(err)));
         else resolve();

@@ -23,6 +23,7 @@ export interface ClientLimits {
 export interface ClientCounters {
   peakBufferedBytes: number;
   slowConsumerDisconnects: number;
+  framesSent: number;
 }
 
 interface ReplayedEvent {
@@ -91,6 +92,7 @@ export class Client {
     }
     if (this.raw) this.raw.write(out.frame);
     else this.socket.send(out.payload, { binary: false });
+    this.counters.framesSent += 1;
     const after = this.socket.bufferedAmount;
     if (after > this.counters.peakBufferedBytes) this.counters.peakBufferedBytes = after;
     return true;

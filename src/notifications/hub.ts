@@ -46,6 +46,10 @@ export interface HubStats {
   readonly slowConsumerDisconnects: number;
   readonly duplicatesDropped: number;
   readonly staleDropped: number;
+  /** Event frames written to clients, live and replayed. */
+  readonly framesSent: number;
+  /** Connections that asked to resume with `after`. */
+  readonly resumes: number;
 }
 
 export interface NotificationHub {
@@ -74,7 +78,8 @@ export function createNotificationHub(options: NotificationHubOptions = {}): Not
     trackedOrders: options.trackedOrders ?? 100_000,
   });
   const clients = new Set<Client>();
-  const counters: ClientCounters = { peakBufferedBytes: 0, slowConsumerDisconnects: 0 };
+  const counters: ClientCounters = { peakBufferedBytes: 0, slowConsumerDisconnects: 0, framesSent: 0 };
+  let resumes = 0;
   const dropped = { duplicate: 0, stale: 0 };
   let closed = false;
 
@@ -128,7 +133,10 @@ export function createNotificationHub(options: NotificationHubOptions = {}): Not
       }
       if (!client.isOpen()) return;
       clients.add(client);
-      if (after !== undefined && replayAfter !== undefined) void catchUp(client, after, replayAfter, ledger, log);
+      if (after !== undefined && replayAfter !== undefined) {
+        resumes += 1;
+        void catchUp(client, after, replayAfter, ledger, log);
+      }
     },
 
     clientCount: () => clients.size,
@@ -143,6 +151,8 @@ export function createNotificationHub(options: NotificationHubOptions = {}): Not
         slowConsumerDisconnects: counters.slowConsumerDisconnects,
         duplicatesDropped: dropped.duplicate,
         staleDropped: dropped.stale,
+        framesSent: counters.framesSent,
+        resumes,
       };
     },
 

@@ -24,8 +24,8 @@ WITH product AS (
 ), body AS (
   SELECT created.*, ${orderJson('created')} AS json FROM created
 ), event AS (
-  INSERT INTO outbox (event_id, order_id, sequence, type, payload)
-  SELECT $6::uuid, body.id, body.version, 'order.created', ${envelopeJson('body', 'body.json', '$6::uuid', 'order.created')} FROM body
+  INSERT INTO outbox (event_id, order_id, sequence, type, payload, request_id)
+  SELECT $6::uuid, body.id, body.version, 'order.created', ${envelopeJson('body', 'body.json', '$6::uuid', 'order.created')}, $8::text FROM body
 ), remembered AS (
   UPDATE idempotency_keys SET response_status = 201, response_body = body.json FROM body WHERE key = $7::text
 )
@@ -39,12 +39,14 @@ export interface NewOrder {
   now: Date;
   eventId: string;
   idempotencyKey: string | null;
+  /** The request that placed the order, written beside its event. */
+  requestId?: string | null;
 }
 
 export type CreateResult = { kind: 'created'; id: number; json: OrderJson } | { kind: 'unknown_product' } | { kind: 'insufficient_stock' };
 
 export async function insertOrder(db: Queryable, o: NewOrder): Promise<CreateResult> {
-  const params = [o.productId, o.quantity, o.clientName, o.clientEmail, o.now.toISOString(), o.eventId, o.idempotencyKey];
+  const params = [o.productId, o.quantity, o.clientName, o.clientEmail, o.now.toISOString(), o.eventId, o.idempotencyKey, o.requestId ?? null];
   const [row] = await db.query<{ product_found: boolean; id: number | null; json: OrderJson | null }>(CREATE_ORDER, params, 'create_order');
   if (row?.json && row.id) return { kind: 'created', id: row.id, json: row.json };
   return row?.product_found ? { kind: 'insufficient_stock' } : { kind: 'unknown_product' };
@@ -80,9 +82,9 @@ WITH changed AS (
 ), body AS (
   SELECT changed.*, ${orderJson('changed')} AS json FROM changed
 ), event AS (
-  INSERT INTO outbox (event_id, order_id, sequence, type, payload)
+  INSERT INTO outbox (event_id, order_id, sequence, type, payload, request_id)
   SELECT $6::uuid, body.id, body.version, 'order.status_changed',
-    ${envelopeJson('body', 'body.json', '$6::uuid', 'order.status_changed', { from: '$4::text', to: '$3::text' })} FROM body
+    ${envelopeJson('body', 'body.json', '$6::uuid', 'order.status_changed', { from: '$4::text', to: '$3::text' })}, $8::text FROM body
 )
 SELECT json::text AS json FROM body`;
 
@@ -94,11 +96,12 @@ export interface StatusUpdate {
   restock: boolean;
   now: Date;
   eventId: string;
+  requestId?: string | null;
 }
 
 /** Applies a decided change; undefined when the order changed since the decision was made. */
 export async function updateOrderStatus(db: Queryable, u: StatusUpdate): Promise<VersionedOrder | undefined> {
-  const params = [u.id, u.expectedVersion, u.to, u.from, u.now.toISOString(), u.eventId, u.restock];
+  const params = [u.id, u.expectedVersion, u.to, u.from, u.now.toISOString(), u.eventId, u.restock, u.requestId ?? null];
   const [row] = await db.query<{ json: OrderJson }>(CHANGE_STATUS, params, 'change_order_status');
   return row && { json: row.json, version: u.expectedVersion + 1 };
 }

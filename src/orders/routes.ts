@@ -36,7 +36,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ orders: OrderService }> = 
     },
     async (request, reply) => {
       const key = request.headers['idempotency-key'];
-      const outcome = await orders.createOrder(request.body, key === undefined ? undefined : `${request.principal}:${key}`);
+      const outcome = await orders.createOrder(request.body, key === undefined ? undefined : `${request.principal}:${key}`, request.id);
       if (outcome.orderId) reply.header('location', `/orders/${outcome.orderId}`);
       if (outcome.replayed) reply.header('idempotent-replayed', 'true');
       if (outcome.retryAfterSeconds) reply.header('retry-after', String(outcome.retryAfterSeconds));
@@ -95,7 +95,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ orders: OrderService }> = 
     async (request, reply) => {
       const ifMatch = request.headers['if-match'];
       const expected = ifMatch === undefined ? undefined : (version: number) => namesVersion(ifMatch, version, 'strong');
-      const order = await orders.changeOrderStatus(request.params.id, request.body.status, expected);
+      const order = await orders.changeOrderStatus(request.params.id, request.body.status, expected, request.id);
       return sendRawJson(reply.header('etag', etagOf(order.version)), 200, order.json);
     },
   );

@@ -10,11 +10,14 @@ export interface OrderServiceDeps {
   db: Database;
   now: () => Date;
   newId: () => string;
-  /** Called after a commit that wrote events, so the relay ships them without waiting for its sweep. */
-  eventsWritten: () => void;
+  /** Called after a commit that wrote an event, so the relay ships it without waiting for its sweep (and metrics count it). */
+  eventsWritten: (change: OrderChange) => void;
   /** One order's events, oldest first, from the change log. */
   history: (orderId: number) => Promise<OrderEvent[]>;
 }
+
+/** What a committed event reported. */
+export type OrderChange = { type: 'order.created' } | { type: 'order.status_changed'; from: OrderStatus; to: OrderStatus };
 
 export interface CreateOutcome {
   status: number;
@@ -32,7 +35,7 @@ const MAX_LEASE_ATTEMPTS = 3;
 export function createOrderService(deps: OrderServiceDeps) {
   const { db } = deps;
 
-  async function placeOrder(q: Queryable, input: CreateOrderBody, idempotencyKey: string | null): Promise<CreateOutcome> {
+  async function placeOrder(q: Queryable, input: CreateOrderBody, idempotencyKey: string | null, requestId: string | null): Promise<CreateOutcome> {
     const result = await insertOrder(q, {
       productId: input.product_id,
       quantity: input.quantity,
@@ -41,6 +44,7 @@ export function createOrderService(deps: OrderServiceDeps) {
       now: deps.now(),
       eventId: deps.newId(),
       idempotencyKey,
+      requestId,
     });
     if (result.kind === 'created') return { status: 201, body: result.json, replayed: false, orderId: result.id };
     const error =
@@ -50,24 +54,24 @@ export function createOrderService(deps: OrderServiceDeps) {
     return { status: error.status, body: JSON.stringify(toProblem(error)), replayed: false };
   }
 
-  async function createWithKey(input: CreateOrderBody, key: string): Promise<CreateOutcome> {
+  async function createWithKey(input: CreateOrderBody, key: string, requestId: string | null): Promise<CreateOutcome> {
     const print = fingerprint(input);
     // A request that loses its lease to a retry answers what the key says after that.
     for (let attempt = 0; attempt < MAX_LEASE_ATTEMPTS; attempt++) {
       const claim = await claimKey(db, key, print);
       if (claim.kind === 'replay') return replay(claim.status, claim.body);
       if (claim.kind === 'in_progress') return inProgress(claim.retryAfterSeconds);
-      const outcome = await createHoldingLease(input, key, claim.lease);
+      const outcome = await createHoldingLease(input, key, claim.lease, requestId);
       if (outcome) return outcome;
     }
     return inProgress(1);
   }
 
-  async function createHoldingLease(input: CreateOrderBody, key: string, lease: string): Promise<CreateOutcome | undefined> {
+  async function createHoldingLease(input: CreateOrderBody, key: string, lease: string, requestId: string | null): Promise<CreateOutcome | undefined> {
     try {
       return await db.transaction(async (tx) => {
         if (!(await holdsLease(tx, key, lease))) return undefined;
-        const placed = await placeOrder(tx, input, key);
+        const placed = await placeOrder(tx, input, key, requestId);
         if (placed.status !== 201) await rememberResponse(tx, key, placed.status, placed.body);
         return placed;
       });
@@ -79,9 +83,10 @@ export function createOrderService(deps: OrderServiceDeps) {
   }
 
   return {
-    async createOrder(input: CreateOrderBody, idempotencyKey: string | undefined): Promise<CreateOutcome> {
-      const outcome = idempotencyKey ? await createWithKey(input, idempotencyKey) : await placeOrder(db, input, null);
-      if (outcome.status === 201 && !outcome.replayed) deps.eventsWritten();
+    /** `requestId` is written beside the event, so the request's logs can be followed to its consumers. */
+    async createOrder(input: CreateOrderBody, idempotencyKey: string | undefined, requestId: string | null = null): Promise<CreateOutcome> {
+      const outcome = idempotencyKey ? await createWithKey(input, idempotencyKey, requestId) : await placeOrder(db, input, null, requestId);
+      if (outcome.status === 201 && !outcome.replayed) deps.eventsWritten({ type: 'order.created' });
       return outcome;
     },
 
@@ -106,7 +111,7 @@ export function createOrderService(deps: OrderServiceDeps) {
     },
 
     /** `expected`, from If-Match, says which versions the client means to change; anything else is 412. */
-    async changeOrderStatus(id: number, to: OrderStatus, expected?: (version: number) => boolean): Promise<VersionedOrder> {
+    async changeOrderStatus(id: number, to: OrderStatus, expected?: (version: number) => boolean, requestId: string | null = null): Promise<VersionedOrder> {
       for (let attempt = 0; attempt < MAX_STATUS_ATTEMPTS; attempt++) {
         const current = await findOrderState(db, id);
         if (!current) throw orderNotFound(id);
@@ -122,9 +127,10 @@ export function createOrderService(deps: OrderServiceDeps) {
           restock: change.restock,
           now: deps.now(),
           eventId: deps.newId(),
+          requestId,
         });
         if (changed) {
-          deps.eventsWritten();
+          deps.eventsWritten({ type: 'order.status_changed', from: change.from, to: change.to });
           return changed;
         }
       }

@@ -21,6 +21,15 @@ export interface RelayOptions {
   maxBackoffMs?: number;
   /** How long stop() waits for batches in flight to be confirmed; the rest go out again later (default 3 s). */
   stopGraceMs?: number;
+  metrics?: RelayMetrics;
+}
+
+/** What the relay reports as it works, for the process's metrics. */
+export interface RelayMetrics {
+  /** The broker confirmed a batch of `events`, `seconds` after it was handed to it. */
+  confirmed(events: number, seconds: number): void;
+  /** A pass failed and will be retried after a back-off. */
+  failed(dependency: 'broker' | 'database'): void;
 }
 
 export interface OutboxRelay {
@@ -74,7 +83,7 @@ interface InFlight {
  * and before the checkpoint ships that batch again, which the idempotent consumers absorb.
  */
 export function startOutboxRelay(options: RelayOptions): OutboxRelay {
-  const { db, broker, logger, sweepMs } = options;
+  const { db, broker, logger, sweepMs, metrics } = options;
   const batchSize = options.batchSize ?? 500;
   const maxInFlight = options.maxInFlight ?? 4;
   const maxBackoffMs = options.maxBackoffMs ?? 5000;
@@ -183,9 +192,15 @@ export function startOutboxRelay(options: RelayOptions): OutboxRelay {
           // Checked per batch: a broker that is away fails at once, nothing is read in vain.
           if (broker.state() !== 'up') throw new BrokerUnavailable(`RabbitMQ is ${broker.state()}`);
           cursor = batch.at(-1)!.at;
-          const confirmed = broker.publish(batch.map((b) => ({ id: b.id, type: b.type, body: Buffer.from(b.json), logPosition: formatPosition(b.at) })));
+          const started = performance.now();
+          const confirmed = broker.publish(
+            batch.map((b) => ({ id: b.id, type: b.type, body: Buffer.from(b.json), logPosition: formatPosition(b.at), requestId: b.requestId })),
+          );
           const entry: InFlight = { at: cursor, confirmed, settled: false };
-          entry.confirmed.then(() => (entry.settled = true), () => undefined);
+          entry.confirmed.then(() => {
+            entry.settled = true;
+            metrics?.confirmed(batch.length, (performance.now() - started) / 1000);
+          }, () => undefined);
           window.push(entry);
         }
         let head = window.shift();
@@ -223,6 +238,7 @@ export function startOutboxRelay(options: RelayOptions): OutboxRelay {
   function failed(error: unknown): number {
     failures++;
     const kind = error instanceof DatabaseFailure ? 'database' : 'broker';
+    metrics?.failed(kind);
     if (trouble !== kind) {
       trouble = kind;
       logger.warn({ err: error }, `outbox relay cannot reach the ${kind}; events wait in the outbox and go out when it recovers`);

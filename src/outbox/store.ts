@@ -28,25 +28,35 @@ export interface LoggedEvent {
   readonly type: EventType;
   readonly orderId: number;
   readonly json: string;
+  /** The request that wrote it, when it came from one. */
+  readonly requestId: string | undefined;
 }
 
 const READABLE = 'o.xid < pg_snapshot_xmin(pg_current_snapshot())';
 
 // Not prepared: a plan cached while the outbox was small would be kept as a backlog builds up.
 const READ_AFTER = `
-SELECT o.xid::text AS xid, o.position, o.event_id::text AS id, o.type, o.order_id, o.payload::text AS payload FROM outbox o
+SELECT o.xid::text AS xid, o.position, o.event_id::text AS id, o.type, o.order_id, o.payload::text AS payload, o.request_id FROM outbox o
 WHERE (o.xid, o.position) > ($1::xid8, $2::bigint) AND ${READABLE}
 ORDER BY o.xid, o.position
 LIMIT $3`;
 
 /** The next readable events after `after`, in log order. */
 export async function readAfter(db: Queryable, after: LogPosition, limit: number): Promise<LoggedEvent[]> {
-  const rows = await db.query<{ xid: string; position: number; id: string; type: EventType; order_id: number; payload: string }>(READ_AFTER, [
+  type Row = { xid: string; position: number; id: string; type: EventType; order_id: number; payload: string; request_id: string | null };
+  const rows = await db.query<Row>(READ_AFTER, [
     after.xid,
     after.position,
     limit,
   ]);
-  return rows.map((r) => ({ at: { xid: r.xid, position: Number(r.position) }, id: r.id, type: r.type, orderId: Number(r.order_id), json: r.payload }));
+  return rows.map((r) => ({
+    at: { xid: r.xid, position: Number(r.position) },
+    id: r.id,
+    type: r.type,
+    orderId: Number(r.order_id),
+    json: r.payload,
+    requestId: r.request_id ?? undefined,
+  }));
 }
 
 const CHECKPOINT = 'relay';
@@ -105,6 +115,16 @@ export async function backlog(db: Queryable): Promise<number> {
     [CHECKPOINT],
   );
   return row?.n ?? 0;
+}
+
+/** Seconds since the first event after the checkpoint was written; 0 when nothing waits. */
+export async function oldestUnsentAge(db: Queryable): Promise<number> {
+  const [row] = await db.query<{ age: number }>(
+    `SELECT extract(epoch FROM now() - o.created_at)::float8 AS age FROM outbox o, outbox_checkpoint c
+     WHERE c.name = $1 AND (o.xid, o.position) > (c.xid, c.position) ORDER BY o.xid, o.position LIMIT 1`,
+    [CHECKPOINT],
+  );
+  return Math.max(0, row?.age ?? 0);
 }
 
 /** Rows one retention statement removes: small enough to stay far inside the statement timeout. */

@@ -61,10 +61,10 @@ describe('change-log writer', () => {
     // Resolves only once the durable consumer has acked every event.
     await broker.publish(publications(events));
     expect(lines).toEqual([expect.objectContaining({ level: 40, events: 5, msg: expect.stringMatching(/redelivered/) })]);
-    expect(writer.stats).toEqual({ written: 5, duplicates: 0 });
+    expect(writer.stats).toEqual({ consumed: 10, written: 5, duplicates: 0, failures: 1 });
     expect([...stored].sort()).toEqual(events.map((e) => e.id).sort());
 
     await broker.publish(publications(events));
-    expect(writer.stats).toEqual({ written: 5, duplicates: 5 });
+    expect(writer.stats).toEqual({ consumed: 15, written: 5, duplicates: 5, failures: 1 });
   });
 });

@@ -72,17 +72,20 @@ for (const setup of setups()) {
         )
       )[0];
 
-    it('when the registered routes are listed, then every API route is among them and only health, docs and the OpenAPI document are public', () => {
+    it('when the registered routes are listed, then every API route is among them and only health, docs, the OpenAPI document and the console are public', () => {
       const listed = routes().map((r) => `${r.method} ${r.url}`);
       expect(listed).toEqual(
         expect.arrayContaining([
           'POST /orders', 'GET /orders', 'GET /orders/:id', 'PATCH /orders/:id', 'GET /orders/:id/history',
           'GET /products', 'GET /products/:id', 'POST /products', 'PATCH /products/:id', 'GET /ws/notifications',
-          'GET /healthz', 'GET /readyz', 'GET /openapi.json', 'GET /docs',
+          'GET /healthz', 'GET /readyz', 'GET /openapi.json', 'GET /docs', 'GET /metrics', 'GET /',
         ]),
       );
       const publicUrls = routes().filter((r) => r.access === 'public').map((r) => r.url);
-      expect(publicUrls.every((url) => ['/healthz', '/readyz', '/openapi.json', '/docs'].includes(url) || url.startsWith('/docs/'))).toBe(true);
+      // The console's files are routes of their own (one per built file): other URLs still need a key.
+      const consoleFile = (url: string) => url === '/' || url === '/index.html' || /^\/assets\/[\w.-]+$/.test(url) || /^\/[\w-]+\.(svg|png|ico)$/.test(url);
+      expect(publicUrls.filter((url) => !['/healthz', '/readyz', '/openapi.json', '/docs'].includes(url) && !url.startsWith('/docs/') && !consoleFile(url))).toEqual([]);
+      expect(routes().find((r) => r.url === '/metrics')?.access).toBe('read');
       expect(protectedRoutes().length).toBeGreaterThanOrEqual(12);
     });
 
