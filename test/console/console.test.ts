@@ -166,13 +166,13 @@ describe.skipIf(skipBrowser)('the console in headless Chromium', () => {
     await phone.setViewportSize({ width: 390, height: 844 });
     await phone.goto(service.url);
     await expect.poll(() => live(phone).getAttribute('data-state'), poll).toBe('live');
-    expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    expect(await phone.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
     const form = phone.getByRole('region', { name: 'New order' });
     await form.getByLabel('Client name').fill('Pocket Client');
     await form.getByLabel('Client email').fill('pocket@example.com');
     await form.getByRole('button', { name: 'Create order' }).click();
     await expect.poll(() => phone.getByTestId('notice').textContent(), poll).toMatch(/Order #\d+ created/);
-    expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    expect(await phone.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
     await screenshot(phone, 'phone');
     await phone.close();
   });
