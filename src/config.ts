@@ -36,6 +36,10 @@ const Env = Type.Object({
   RABBITMQ_URL: Type.Optional(Type.String({ pattern: '^amqps?://', description: 'RabbitMQ; unset = in-process broker' })),
   RABBITMQ_EXCHANGE: Type.String({ minLength: 1, maxLength: 255, default: 'orders', description: 'topic exchange order events are published to' }),
   RABBITMQ_CHANGELOG_QUEUE: Type.String({ minLength: 1, maxLength: 255, default: 'orders.changelog', description: 'durable queue the change-log writers share' }),
+  RABBITMQ_CHANGELOG_QUEUE_TYPE: Type.Union([Type.Literal('classic'), Type.Literal('quorum')], {
+    default: 'classic',
+    description: "the change-log queue's type: quorum replicates it across a RabbitMQ cluster; fixed once the queue exists",
+  }),
   MONGODB_URL: Type.Optional(Type.String({ pattern: '^mongodb(\\+srv)?://', description: 'MongoDB; unset = change log kept in the database' })),
   MONGODB_DB: Type.String({ minLength: 1, default: 'order_service' }),
   OUTBOX_SWEEP_MS: Int(50, 3_600_000, 1000, 'how often the relay looks for events it was not woken for'),
@@ -45,6 +49,9 @@ const Env = Type.Object({
   WS_MAX_BUFFERED_BYTES: Int(1024, 1 << 30, 1 << 20, 'send buffer past which a slow client is disconnected'),
   SHUTDOWN_TIMEOUT_MS: Int(100, 600_000, 10_000, 'longest wait for in-flight work on SIGTERM'),
 });
+
+/** Every setting name the service reads: deployment files are checked against it. */
+export const SETTINGS: readonly string[] = Object.keys(Env.properties);
 
 export type Config = Omit<Static<typeof Env>, `DATABASE_${'USER' | 'PASSWORD' | 'HOST' | 'NAME' | 'PORT'}`> & {
   /** Keys with full access. */

@@ -104,6 +104,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
           logger,
           // Declared by every role, so events published before any change-log writer ever ran wait for it.
           declareQueues: [config.RABBITMQ_CHANGELOG_QUEUE],
+          durableQueueType: config.RABBITMQ_CHANGELOG_QUEUE_TYPE,
         })
       : createInProcessBroker({ logger });
     closers.push(() => broker.close());

@@ -19,17 +19,43 @@ export interface ConsumerContext {
   readonly redeliveryDelayMs: number;
   /** Called when the consumer's channel ends or the server cancels it; the owner reconnects. */
   readonly onLost: () => void;
+  /** Arguments of durable queues (their type). */
+  readonly durableArguments: Record<string, unknown>;
+}
+
+export type DurableQueueType = 'classic' | 'quorum';
+
+/**
+ * A durable queue's arguments. A quorum queue gets no delivery limit: the change-log writer hands events
+ * back while its store is away, and RabbitMQ 4 would drop a message after 20 such returns. RabbitMQ 3
+ * has no limit by default and reads a negative one as 0, so the argument is sent to 4 and later only.
+ */
+export function durableQueueArguments(type: DurableQueueType, serverVersion: string): Record<string, unknown> {
+  if (type === 'classic') return {};
+  const major = Number(/^(\d+)\./.exec(serverVersion)?.[1] ?? 0);
+  return { 'x-queue-type': 'quorum', ...(major >= 4 ? { 'x-delivery-limit': -1 } : {}) };
 }
 
 /** Declares and binds a durable, shared queue; returns its name. */
-export async function declareDurableQueue(channel: Channel, exchange: string, name: string): Promise<string> {
-  const { queue } = await channel.assertQueue(name, { durable: true });
+export async function declareDurableQueue(channel: Channel, exchange: string, name: string, args: Record<string, unknown> = {}): Promise<string> {
+  let queue: string;
+  try {
+    ({ queue } = await channel.assertQueue(name, { durable: true, arguments: args }));
+  } catch (error) {
+    // 406 PRECONDITION_FAILED: the queue exists with another type or other arguments, which never change.
+    if ((error as { code?: unknown }).code !== 406) throw error;
+    throw new Error(
+      `${(error as Error).message}. A queue's type is fixed when it is first declared: drain and delete queue ${name}, or name a new one in RABBITMQ_CHANGELOG_QUEUE`,
+      { cause: error },
+    );
+  }
   await channel.bindQueue(queue, exchange, ORDER_EVENTS_PATTERN);
   return queue;
 }
 
-async function declareQueue(channel: Channel, exchange: string, options: ConsumerOptions): Promise<string> {
-  if (options.durable) return declareDurableQueue(channel, exchange, options.queue!);
+async function declareQueue(channel: Channel, context: ConsumerContext, options: ConsumerOptions): Promise<string> {
+  const { exchange } = context;
+  if (options.durable) return declareDurableQueue(channel, exchange, options.queue!, context.durableArguments);
   // Server-named and deleted with this connection: every instance gets every event.
   const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
   await channel.bindQueue(queue, exchange, ORDER_EVENTS_PATTERN);
@@ -52,7 +78,7 @@ export async function startConsumer(
     context.onLost();
   });
   await channel.prefetch(options.prefetch);
-  const queue = await declareQueue(channel, context.exchange, options);
+  const queue = await declareQueue(channel, context, options);
 
   // An ack or nack after the channel died would throw; the server redelivers those messages anyway.
   const settleQuietly = (action: () => void): void => {

@@ -2,7 +2,15 @@ import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { EXCHANGE } from '../events/envelope.js';
 import type { Broker, BrokerState, ConsumerOptions, Publication } from './broker.js';
 import { silentLogger, type BrokerLogger } from './logger.js';
-import { declareDurableQueue, LOG_POSITION_HEADER, REQUEST_ID_HEADER, startConsumer, type Handler } from './rabbitmq-consumer.js';
+import {
+  declareDurableQueue,
+  durableQueueArguments,
+  LOG_POSITION_HEADER,
+  REQUEST_ID_HEADER,
+  startConsumer,
+  type DurableQueueType,
+  type Handler,
+} from './rabbitmq-consumer.js';
 
 export interface RabbitMqBrokerOptions {
   /** amqp:// or amqps:// URL; a `heartbeat` query parameter overrides heartbeatSeconds. */
@@ -23,6 +31,8 @@ export interface RabbitMqBrokerOptions {
   readonly redeliveryDelayMs?: number;
   /** Durable queues declared and bound on every connect, so events wait for consumers that have not started yet. */
   readonly declareQueues?: readonly string[];
+  /** The type of every durable queue (default classic); quorum replicates it across a cluster. */
+  readonly durableQueueType?: DurableQueueType;
 }
 
 interface ConsumerSpec {
@@ -103,7 +113,7 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
     channel.on('error', (err: unknown) => logger.warn({ err }, 'RabbitMQ publish channel error'));
     channel.on('close', () => lose(conn, 'publish channel closed'));
     await channel.assertExchange(exchange, 'topic', { durable: true });
-    for (const queue of options.declareQueues ?? []) await declareDurableQueue(channel, exchange, queue);
+    for (const queue of options.declareQueues ?? []) await declareDurableQueue(channel, exchange, queue, durableArgumentsOn(conn));
     return channel;
   }
 
@@ -115,6 +125,7 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
       logger,
       redeliveryDelayMs,
       onLost: () => lose(conn, 'consumer channel lost'),
+      durableArguments: durableArgumentsOn(conn),
     });
   }
 
@@ -155,6 +166,8 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
       });
     });
   }
+
+  const durableArgumentsOn = (conn: ChannelModel) => durableQueueArguments(options.durableQueueType ?? 'classic', String(conn.connection.serverProperties.version ?? ''));
 
   connectNow();
 
