@@ -1,5 +1,4 @@
 import type { Queryable } from '../db/client.js';
-import type { OrderEvent } from '../events/envelope.js';
 import type { ChangeLog } from './changelog.js';
 
 const APPEND = `
@@ -14,14 +13,15 @@ export function createEmbeddedChangeLog(db: Queryable): ChangeLog {
   return {
     async append(events) {
       if (events.length === 0) return 0;
-      return (await db.query(APPEND, [JSON.stringify(events)])).length;
+      // A json (not jsonb) column keeps each body's text as published: 200.00 stays 200.00.
+      return (await db.query(APPEND, [`[${events.map((e) => e.body).join(',')}]`])).length;
     },
     async history(orderId) {
-      const rows = await db.query<{ envelope: string }>(
-        'SELECT envelope::text AS envelope FROM order_changes WHERE order_id = $1 ORDER BY sequence',
+      const [row] = await db.query<{ json: string }>(
+        `SELECT coalesce('[' || string_agg(envelope::text, ',' ORDER BY sequence) || ']', '[]') AS json FROM order_changes WHERE order_id = $1`,
         [orderId],
       );
-      return rows.map((r) => JSON.parse(r.envelope) as OrderEvent);
+      return row?.json ?? '[]';
     },
     // The log lives in the order database, whose own readiness check covers it.
     state: async () => 'up',

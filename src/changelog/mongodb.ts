@@ -12,7 +12,7 @@ import {
   type Collection,
 } from 'mongodb';
 import { DependencyUnavailableError } from '../errors.js';
-import type { OrderEvent } from '../events/envelope.js';
+import { envelopeJson, type OrderEvent } from '../events/envelope.js';
 import { CHANGE_LOG_COLLECTION, type ChangeLog } from './changelog.js';
 
 export type ChangeDocument = Omit<OrderEvent, 'id'> & { _id: string };
@@ -75,7 +75,8 @@ export function changeLogOn(store: ChangeStore, readTimeoutMs = DEFAULT_TIMEOUT_
       if (events.length === 0) return 0;
       await store.connect();
       await ensureIndex();
-      const operations: AnyBulkWriteOperation<ChangeDocument>[] = events.map(({ id, ...rest }) => ({
+      // Documents keep the envelope's fields, queryable; history writes their money with two decimals again.
+      const operations: AnyBulkWriteOperation<ChangeDocument>[] = events.map(({ event: { id, ...rest } }) => ({
         updateOne: { filter: { _id: id }, update: { $setOnInsert: rest }, upsert: true },
       }));
       try {
@@ -90,7 +91,7 @@ export function changeLogOn(store: ChangeStore, readTimeoutMs = DEFAULT_TIMEOUT_
       try {
         await withDeadline(store.connect(), readTimeoutMs);
         const documents = await collection.find({ order_id: orderId }, { timeoutMS: readTimeoutMs }).sort({ sequence: 1 }).toArray();
-        return documents.map(({ _id, ...rest }) => ({ id: _id, ...rest }) as OrderEvent);
+        return envelopeJson(documents.map(({ _id, ...rest }) => ({ id: _id, ...rest })));
       } catch (error) {
         throw isUnavailable(error) ? new DependencyUnavailableError('change log (MongoDB)', { cause: error }) : error;
       }

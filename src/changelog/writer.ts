@@ -41,7 +41,7 @@ export async function startChangeLogWriter(options: {
     const batch = pending;
     pending = [];
     try {
-      const written = await changeLog.append(batch.map((d) => d.event));
+      const written = await changeLog.append(batch.map((d) => ({ event: d.event, body: d.body.toString() })));
       stats.written += written;
       stats.duplicates += batch.length - written;
       for (const d of batch) d.ack();

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { MONEY_DECIMALS } from '../http/money.js';
 
 export const ORDER_STATUSES = ['Pending', 'Confirmed', 'Shipped', 'Delivered', 'Cancelled'] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
@@ -43,3 +44,19 @@ export const OrderEvent = Type.Object(
 export type OrderEvent = Static<typeof OrderEvent>;
 
 export const EXCHANGE = 'orders';
+
+const MONEY_FIELDS: ReadonlySet<string> = new Set(['total_price', 'unit_price']);
+
+/**
+ * JSON for an envelope held as an object (a MongoDB document, a test's event) with money written as the database
+ * writes it, two decimals (`200.00`); JSON.stringify would write `200`. Exact for every amount below 2^53 cents.
+ */
+export function envelopeJson(value: unknown, key?: string): string {
+  if (typeof value === 'number' && key !== undefined && MONEY_FIELDS.has(key)) return value.toFixed(MONEY_DECIMALS);
+  if (Array.isArray(value)) return `[${value.map((item) => envelopeJson(item)).join(',')}]`;
+  if (value !== null && typeof value === 'object' && !(value instanceof Date)) {
+    const fields = Object.entries(value).filter(([, field]) => field !== undefined);
+    return `{${fields.map(([name, field]) => `${JSON.stringify(name)}:${envelopeJson(field, name)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}

@@ -111,6 +111,6 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ orders: OrderService }> = 
         response: { 200: OrderHistory, 404: problem, 503: problem },
       },
     },
-    async (request) => orders.orderHistory(request.params.id),
+    async (request, reply) => sendRawJson(reply, 200, await orders.orderHistory(request.params.id)),
   );
 };

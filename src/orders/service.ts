@@ -1,6 +1,6 @@
 import type { Database, Queryable } from '../db/client.js';
 import { ApiError, toProblem } from '../errors.js';
-import type { OrderEvent, OrderStatus } from '../events/envelope.js';
+import type { OrderStatus } from '../events/envelope.js';
 import { claimKey, fingerprint, holdsLease, rememberResponse, releaseKey } from './idempotency.js';
 import { findOrderJson, findOrderState, insertOrder, listOrderJson, orderExists, updateOrderStatus, type OrderJson, type VersionedOrder } from './repository.js';
 import type { CreateOrderBody, ListOrdersQuery } from './schemas.js';
@@ -12,8 +12,8 @@ export interface OrderServiceDeps {
   newId: () => string;
   /** Called after a commit that wrote an event, so the relay ships it without waiting for its sweep (and metrics count it). */
   eventsWritten: (change: OrderChange) => void;
-  /** One order's events, oldest first, from the change log. */
-  history: (orderId: number) => Promise<OrderEvent[]>;
+  /** One order's events, oldest first, from the change log: a JSON array, money with two decimals. */
+  history: (orderId: number) => Promise<string>;
 }
 
 /** What a committed event reported. */
@@ -137,7 +137,7 @@ export function createOrderService(deps: OrderServiceDeps) {
       throw new ApiError('concurrent_update', `Order ${id} kept changing while this request ran; retry it.`);
     },
 
-    async orderHistory(id: number): Promise<OrderEvent[]> {
+    async orderHistory(id: number): Promise<string> {
       if (!(await orderExists(db, id))) throw orderNotFound(id);
       return deps.history(id);
     },

@@ -2,10 +2,10 @@ import { MongoNetworkError, MongoNetworkTimeoutError, MongoServerSelectionError,
 import { describe, expect, it } from 'vitest';
 import { changeLogOn, createMongoChangeLog, type ChangeCollection } from '../../src/changelog/mongodb.js';
 import { DependencyUnavailableError } from '../../src/errors.js';
-import { makeEvent } from '../helpers/events.js';
+import { logged, makeEvent } from '../helpers/events.js';
 import { bulkWriteFailure, updateReply } from './driver-errors.js';
 
-const events = (n: number) => Array.from({ length: n }, (_, i) => makeEvent({ orderId: 1, sequence: i + 1 }));
+const events = (n: number) => logged(Array.from({ length: n }, (_, i) => makeEvent({ orderId: 1, sequence: i + 1 })));
 
 /** The change log over a collection whose bulk write and reads fail as the driver's do. */
 function logFailingWith(failure: Error) {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { OrderEvent } from '../../src/events/envelope.js';
+import type { LoggedEvent } from '../../src/changelog/changelog.js';
+import { envelopeJson, type OrderEvent } from '../../src/events/envelope.js';
 import { publicationOf, type Publication } from '../../src/messaging/broker.js';
 
 export interface EventSpec {
@@ -42,4 +43,9 @@ export function makeEvent({ orderId = 1, sequence = 1, email = 'john.doe@example
 /** Events as a publisher hands them to a broker; `positions`, when given, are their log positions. */
 export function publications(events: readonly OrderEvent[], positions: readonly string[] = []): Publication[] {
   return events.map((event, i) => publicationOf(event, positions[i]));
+}
+
+/** Events as the change log receives them: each with its JSON as the database renders it (money with two decimals). */
+export function logged(events: readonly OrderEvent[]): LoggedEvent[] {
+  return events.map((event) => ({ event, body: envelopeJson(event) }));
 }
