@@ -10,9 +10,11 @@ import { recordRouteAccess } from './http/auth.js';
 import { consoleRoutes, DEFAULT_CONSOLE_ROOT } from './http/console.js';
 import { healthRoutes, type ReadinessCheck } from './http/health.js';
 import { installRequestIds, requestIdOf } from './http/request-id.js';
-import { installErrorHandling } from './http/problems.js';
+import { installJsonBody } from './http/json-body.js';
+import { openApiOptions } from './http/openapi.js';
+import { answerClientError, answerFrameworkError, declareProblems, installErrorHandling } from './http/problems.js';
 import { DOCS_CSP, installSecurity, refuseWhileClosing, type SecurityOptions } from './http/security.js';
-import { installValidators } from './http/validation.js';
+import { installValidators, refuseUnknownQuery } from './http/validation.js';
 import { installHttpMetrics } from './metrics/http.js';
 import type { ServiceMetrics } from './metrics/registry.js';
 import type { ReplayAfter } from './notifications/catch-up.js';
@@ -51,26 +53,25 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
     genReqId: requestIdOf,
     requestIdHeader: false,
+    // What the router and Node's HTTP parser refuse is problem+json too.
+    frameworkErrors: answerFrameworkError,
+    clientErrorHandler: answerClientError,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installRequestIds(app);
   recordRouteAccess(app);
   closeRefusedUpgrades(app);
   refuseWhileClosing(app);
+  installJsonBody(app);
   installValidators(app);
+  refuseUnknownQuery(app);
   installErrorHandling(app);
+  declareProblems(app);
   await installSecurity(app, deps.security);
   for (const schema of [Problem, Order, OrderEvent, Product]) app.addSchema(schema);
   const keysOn = deps.security.keys.full.length + deps.security.keys.read.length > 0;
 
-  await app.register(fastifySwagger, {
-    openapi: {
-      info: { title: 'Order Processing Service', version: '1.0.0', description: 'Orders in PostgreSQL; every change published to RabbitMQ, logged in MongoDB and pushed over WebSocket.' },
-      components: keysOn ? { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } } : {},
-      security: keysOn ? [{ bearer: [] }] : [],
-    },
-    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
-  });
+  await app.register(fastifySwagger, openApiOptions(keysOn));
   await app.register(async (docs) => {
     // Everything registered here is public: the interactive docs, their files and the OpenAPI document.
     docs.addHook('onRoute', (route) => {

@@ -1,5 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { MONEY_DECIMALS } from '../http/money.js';
+import { DECIMAL_PLACES, MONEY_DECIMALS } from '../http/money.js';
+
+/** Money as this API writes it: a JSON number with exactly two decimals (`200.00`). */
+const Money = (description: string) => Type.Number({ [DECIMAL_PLACES]: MONEY_DECIMALS, description: `${description}; written with exactly two decimals` });
 
 export const ORDER_STATUSES = ['Pending', 'Confirmed', 'Shipped', 'Delivered', 'Cancelled'] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
@@ -14,8 +17,8 @@ export const Order = Type.Object(
     client_name: Type.String(),
     client_email: Type.String(),
     status: OrderStatus,
-    total_price: Type.Number({ description: 'unit_price × quantity, exact to the cent' }),
-    unit_price: Type.Number({ description: 'catalog price at the time of the order' }),
+    total_price: Money('unit_price × quantity, exact to the cent'),
+    unit_price: Money('catalog price at the time of the order'),
     created_at: Type.String({ format: 'date-time' }),
     updated_at: Type.String({ format: 'date-time' }),
     version: Type.Integer({ minimum: 1, description: 'bumped by every change; equals the sequence of the latest event' }),

@@ -1,3 +1,4 @@
+import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 
 /** A dependency's state: 'up', or what is wrong. `critical` ones make the process not ready. */
@@ -9,8 +10,18 @@ export interface ReadinessCheck {
 // Probes come from load balancers and orchestrators: no key, no rate limit.
 const probe = { access: 'public', rateLimit: false } as const;
 
+const Readiness = Type.Object({
+  // An enum, not a union: the serializer would check a union with a strict Ajv that refuses x- keywords.
+  status: Type.Unsafe<'ready' | 'not ready'>({ type: 'string', enum: ['ready', 'not ready'] }),
+  checks: Type.Record(Type.String(), Type.String(), { description: '"up", or "down" (with a key: why)' }),
+});
+
 export const healthRoutes: FastifyPluginAsync<{ checks: Record<string, ReadinessCheck> }> = async (app, { checks }) => {
-  app.get('/healthz', { config: probe, schema: { tags: ['health'], summary: 'The process is alive', security: [] } }, async () => ({ status: 'ok' }));
+  app.get(
+    '/healthz',
+    { config: probe, schema: { tags: ['health'], summary: 'The process is alive', security: [], response: { 200: Type.Object({ status: Type.Literal('ok') }) } } },
+    async () => ({ status: 'ok' }),
+  );
 
   app.get(
     '/readyz',
@@ -21,6 +32,11 @@ export const healthRoutes: FastifyPluginAsync<{ checks: Record<string, Readiness
         summary: 'The process can serve: its database answers',
         description: 'Each dependency is "up" or "down"; with a valid key (or when the service runs open), why it is not up.',
         security: [],
+        response: {
+          200: Readiness,
+          // Not ready, or (as problem+json) the instance is shutting down.
+          503: { description: 'Not ready', content: { 'application/json': { schema: Readiness }, 'application/problem+json': { schema: { $ref: 'Problem' } } } },
+        },
       },
     },
     async (request, reply) => {

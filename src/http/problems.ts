@@ -1,5 +1,7 @@
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
-import { ApiError, DependencyUnavailableError, toProblem } from '../errors.js';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { ApiError, DependencyUnavailableError, toProblem, type ErrorCode } from '../errors.js';
 import { fieldErrors } from './validation.js';
 
 export const PROBLEM_JSON = 'application/problem+json';
@@ -20,6 +22,25 @@ export function installErrorHandling(app: FastifyInstance): void {
   );
 }
 
+/**
+ * Declares on every documented route the problems the HTTP layer answers whatever the route does: 422 for input
+ * its schemas refuse, 400/413/415 for bodies, 503 for a dependency away or an instance shutting down. Register it
+ * after refuseUnknownQuery and before the routes.
+ */
+export function declareProblems(app: FastifyInstance): void {
+  const problem = { $ref: 'Problem' };
+  app.addHook('onRoute', (route) => {
+    if (!route.schema || route.schema.hide) return;
+    const { body, params, querystring, headers } = route.schema;
+    const problems = {
+      ...(body ? { 400: problem, 413: problem, 415: problem } : {}),
+      ...(body || params || querystring || headers ? { 422: problem } : {}),
+      503: problem,
+    };
+    route.schema = { ...route.schema, response: { ...problems, ...(route.schema.response as object | undefined) } };
+  });
+}
+
 function toApiError(error: FastifyError): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof DependencyUnavailableError) return new ApiError('service_unavailable', `The ${error.dependency} is not reachable; retry shortly.`);
@@ -35,16 +56,16 @@ function toApiError(error: FastifyError): ApiError {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new ApiError('payload_too_large', 'The body is larger than this API accepts.');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new ApiError('unsupported_media_type', 'Send the body as application/json.');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new ApiError('bad_request', 'Content-Length does not match the body.');
   }
   // PostgreSQL's data exceptions (class 22) mean a value the schemas should have refused.
   if (typeof (error as { code?: unknown }).code === 'string' && /^22/.test(error.code) && 'severity' in error) {
     return new ApiError('validation_failed', 'A value is outside what this API can store.');
   }
-  if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
-    return new ApiError('validation_failed', error.message);
-  }
+  if (error.statusCode === 400) return new ApiError('bad_request', error.message);
+  if (error.statusCode && error.statusCode > 400 && error.statusCode < 500) return new ApiError('validation_failed', error.message);
   if (isConnectionError(error)) return new ApiError('service_unavailable', 'The database is not reachable; retry shortly.');
   return new ApiError('internal_error', 'Something went wrong on our side; it has been logged.');
 }
@@ -59,4 +80,43 @@ function isConnectionError(error: Error & { code?: string }): boolean {
   const code = error.code ?? '';
   // Class 08 is PostgreSQL's connection exceptions.
   return UNAVAILABLE_CODES.has(code) || (/^08/.test(code) && 'severity' in error) || UNAVAILABLE_MESSAGES.test(error.message);
+}
+
+/**
+ * For Fastify's `frameworkErrors`: what the router refuses before any route runs (a URL whose
+ * %-escapes do not decode, a path segment over maxParamLength) is answered like everything else.
+ */
+export function answerFrameworkError(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  const path = reply.request.url.split('?')[0];
+  if (error.code === 'FST_ERR_BAD_URL') void sendProblem(reply, new ApiError('bad_url', `The path ${path} has a %-escape that is not UTF-8.`));
+  else if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') void sendProblem(reply, new ApiError('uri_too_long', 'A path segment is longer than 100 characters.'));
+  else void sendProblem(reply, new ApiError('internal_error', 'Something went wrong on our side; it has been logged.'));
+}
+
+// What Node's HTTP parser refuses, by its error code; everything else it refuses is 400 bad_request.
+const CLIENT_ERRORS: Record<string, [ErrorCode, string]> = {
+  HPE_HEADER_OVERFLOW: ['headers_too_large', 'The request line and headers together are larger than 16 KiB.'],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: ['payload_too_large', 'The chunk extensions are too large.'],
+  ERR_HTTP_REQUEST_TIMEOUT: ['request_timeout', 'The request did not arrive in full in time.'],
+};
+
+/**
+ * For Fastify's `clientErrorHandler` (the server's 'clientError' event): a request Node's HTTP parser
+ * refuses has no request object, so the problem answer is written to the socket, which is then closed.
+ */
+export function answerClientError(this: FastifyInstance, error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [code, detail] = CLIENT_ERRORS[error.code ?? ''] ?? ['bad_request', 'The request is not valid HTTP/1.1.'];
+  this.log.debug({ err: error }, 'refused a malformed request');
+  // A response already under way on this connection (pipelining) must not be cut into.
+  const busy = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage?.headersSent === true;
+  if (socket.writable && !busy) {
+    const problem = new ApiError(code, detail);
+    const body = JSON.stringify(toProblem(problem));
+    socket.write(
+      `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\nContent-Type: ${PROBLEM_JSON}\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }

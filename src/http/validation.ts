@@ -24,6 +24,29 @@ export function installValidators(app: FastifyInstance): void {
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? body : url).compile(schema as FastifySchema));
 }
 
+/** No control characters (PostgreSQL refuses NUL outright) and no unpaired UTF-16 surrogates, which are not characters. */
+export const PRINTABLE = '^[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]*$';
+/** At least one character that shows: a name of spaces, zero-width or other invisible characters names no one. */
+export const VISIBLE = '[^\\p{White_Space}\\p{Default_Ignorable_Code_Point}\\p{Cc}\\p{Cf}\\p{Cs}\\u2800]';
+const PATTERN_MESSAGES: Record<string, string> = {
+  [PRINTABLE]: 'contains control characters or unpaired surrogates',
+  [VISIBLE]: 'must contain a visible character, not only spaces or invisible ones',
+};
+
+/**
+ * Unknown query parameters are refused like unknown body fields, so a typo (`?stauts=`) is not read as "no
+ * filter". Routes without a query schema get an empty one; WebSocket routes keep theirs (access_token included).
+ */
+export function refuseUnknownQuery(app: FastifyInstance): void {
+  app.addHook('onRoute', (route) => {
+    if (!route.schema) return;
+    const query = route.schema.querystring as { type?: string; additionalProperties?: unknown } | undefined;
+    if (query === undefined && route.schema.hide) return;
+    if (query !== undefined && (query.type !== 'object' || query.additionalProperties !== undefined)) return;
+    route.schema = { ...route.schema, querystring: { ...(query ?? { type: 'object', properties: {} }), additionalProperties: false } };
+  });
+}
+
 /** One entry per bad field, named as the client wrote it. */
 export function fieldErrors(errors: ErrorObject[], context: string): FieldError[] {
   const byField = new Map<string, string>();
@@ -39,7 +62,7 @@ export function fieldErrors(errors: ErrorObject[], context: string): FieldError[
     } else if (e.keyword === 'enum') {
       message = `must be one of ${(e.params.allowedValues as unknown[]).join(', ')}`;
     } else if (e.keyword === 'pattern') {
-      message = 'contains characters that are not allowed';
+      message = PATTERN_MESSAGES[String(e.params.pattern)] ?? 'contains characters that are not allowed';
     } else if (e.keyword === DECIMAL_PLACES) {
       message = `must have at most ${MONEY_DECIMALS} decimals`;
     } else if (e.keyword === 'format') {

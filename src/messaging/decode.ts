@@ -1,12 +1,15 @@
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { OrderEvent } from '../events/envelope.js';
+import { DECIMAL_PLACES } from '../http/money.js';
 
 // ajv-formats is CommonJS; under NodeNext its default export is the module object.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
 
 const ajv = new Ajv({ allErrors: false });
 addFormats(ajv, ['uuid', 'date-time']);
+// Money's decimals are the publisher's promise (the database renders them); the decoder reads parsed numbers.
+ajv.addKeyword(DECIMAL_PLACES);
 const isOrderEvent = ajv.compile<OrderEvent>(OrderEvent);
 
 export type Decoded = { ok: true; event: OrderEvent } | { ok: false; reason: string };

@@ -21,7 +21,7 @@ export function installHttpMetrics(app: FastifyInstance, metrics: ServiceMetrics
         tags: ['operators'],
         summary: 'Prometheus metrics of this process',
         description: 'Text exposition format: what this role runs (HTTP, orders, outbox, broker, change log, WebSocket, pool) and the process itself.',
-        response: { 200: Type.String({ description: 'Prometheus text exposition format 0.0.4' }) },
+        response: { 200: { description: 'Prometheus text exposition format 0.0.4', content: { 'text/plain': { schema: Type.String() } } } },
       },
     },
     async (_request, reply) => reply.type(metrics.contentType).send(await metrics.render()),

@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import { Problem } from '../errors.js';
 import { Order } from '../events/envelope.js';
 import { etagOf, namesVersion } from '../http/etag.js';
-import { sendRawJson } from '../http/raw-json.js';
+import { sendEmpty, sendRawJson } from '../http/raw-json.js';
 import { trimFields } from '../http/validation.js';
 import type { OrderService } from './service.js';
 import {
@@ -65,14 +65,14 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ orders: OrderService }> = 
         description: "Sends an ETag made from the order's version; with If-None-Match naming it, 304 and no body.",
         params: OrderParams,
         headers: ConditionalReadHeaders,
-        response: { 200: Type.Ref(Order), 304: Type.Null({ description: 'The order is still at the version named in If-None-Match' }), 404: problem },
+        response: { 200: Type.Ref(Order), 304: Type.Null({ description: 'The order is still at the version named in If-None-Match; no body' }), 404: problem },
       },
     },
     async (request, reply) => {
       const order = await orders.getOrder(request.params.id);
       reply.header('etag', etagOf(order.version));
       const ifNoneMatch = request.headers['if-none-match'];
-      if (ifNoneMatch !== undefined && namesVersion(ifNoneMatch, order.version, 'weak')) return reply.code(304).send(null);
+      if (ifNoneMatch !== undefined && namesVersion(ifNoneMatch, order.version, 'weak')) return sendEmpty(reply, 304);
       return sendRawJson(reply, 200, order.json);
     },
   );

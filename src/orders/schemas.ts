@@ -1,9 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { Order, OrderEvent, OrderStatus } from '../events/envelope.js';
+import { PRINTABLE, VISIBLE } from '../http/validation.js';
 
 const PG_INT_MAX = 2_147_483_647;
-/** No control characters: they have no place in a name and PostgreSQL refuses NUL outright. */
-const PRINTABLE = '^[^\\u0000-\\u001f\\u007f]*$';
 
 export const ProductId = Type.Integer({ minimum: 1, maximum: PG_INT_MAX });
 export const OrderId = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
@@ -12,7 +11,13 @@ export const CreateOrderBody = Type.Object(
   {
     product_id: ProductId,
     quantity: Type.Integer({ minimum: 1, maximum: 10_000 }),
-    client_name: Type.String({ minLength: 1, maxLength: 200, pattern: PRINTABLE, description: 'trimmed before it is checked' }),
+    client_name: Type.String({
+      minLength: 1,
+      maxLength: 200,
+      pattern: PRINTABLE,
+      allOf: [{ pattern: VISIBLE }],
+      description: 'trimmed before it is checked; at least one visible character',
+    }),
     client_email: Type.String({ format: 'email', maxLength: 254 }),
   },
   { additionalProperties: false, examples: [{ product_id: 1, quantity: 2, client_name: 'John Doe', client_email: 'john.doe@example.com' }] },
@@ -30,7 +35,7 @@ export const ListOrdersQuery = Type.Object({
   product_id: Type.Optional(ProductId),
   limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
   cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'next_cursor of the previous page' })),
-});
+}, { additionalProperties: false });
 export type ListOrdersQuery = Static<typeof ListOrdersQuery>;
 
 export const OrderPage = Type.Object({

@@ -1,7 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { DECIMAL_PLACES, MONEY_DECIMALS } from '../http/money.js';
-
-const PRINTABLE = '^[^\\u0000-\\u001f\\u007f]*$';
+import { PRINTABLE, VISIBLE } from '../http/validation.js';
 
 export const Price = Type.Number({
   minimum: 0,
@@ -14,12 +13,18 @@ export const Price = Type.Number({
 export const Stock = Type.Union([Type.Integer({ minimum: 0, maximum: 2_147_483_647 }), Type.Null()]);
 
 export const Product = Type.Object(
-  { id: Type.Integer(), name: Type.String(), price: Type.Number({ description: 'written with exactly two decimals' }), stock: Stock },
+  { id: Type.Integer(), name: Type.String(), price: Type.Number({ [DECIMAL_PLACES]: MONEY_DECIMALS, description: 'written with exactly two decimals' }), stock: Stock },
   { $id: 'Product' },
 );
 export type Product = Static<typeof Product>;
 
-const Name = Type.String({ minLength: 1, maxLength: 200, pattern: PRINTABLE, description: 'trimmed before it is checked' });
+const Name = Type.String({
+  minLength: 1,
+  maxLength: 200,
+  pattern: PRINTABLE,
+  allOf: [{ pattern: VISIBLE }],
+  description: 'trimmed before it is checked; at least one visible character',
+});
 
 export const CreateProductBody = Type.Object(
   { name: Name, price: Price, stock: Type.Optional(Stock) },
@@ -38,7 +43,7 @@ export const ProductParams = Type.Object({ id: Type.Integer({ minimum: 1, maximu
 export const ListProductsQuery = Type.Object({
   limit: Type.Integer({ minimum: 1, maximum: 200, default: 100 }),
   cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-});
+}, { additionalProperties: false });
 export type ListProductsQuery = Static<typeof ListProductsQuery>;
 
 export const ProductPage = Type.Object({ items: Type.Array(Type.Ref(Product)), next_cursor: Type.Union([Type.String(), Type.Null()]) });

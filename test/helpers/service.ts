@@ -5,6 +5,7 @@ import { loadConfig } from '../../src/config.js';
 import { seedDemoCatalog } from '../../src/products/repository.js';
 import { startService, type Service } from '../../src/runtime.js';
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from './databases.js';
+import { checkAnswersAgainstOpenApi } from './openapi-validation.js';
 
 export interface TestService extends Service {
   database: TestDatabase;
@@ -36,6 +37,7 @@ export async function startTestService(options: TestServiceOptions): Promise<Tes
   const service = await startService(config, {
     logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
   });
+  checkAnswersAgainstOpenApi(service.app);
   // PGlite seeds itself; a real database gets the demo catalog as an operator would load it.
   if (database.url) await seedDemoCatalog(service.db.drizzle);
   return {
