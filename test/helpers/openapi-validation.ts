@@ -31,6 +31,36 @@ export function checkAnswersAgainstOpenApi(app: FastifyInstance): void {
   });
 }
 
+/**
+ * How a request breaks the service's document, as a validating proxy would see it: an undocumented path or
+ * method, a missing required parameter, an undocumented query parameter, a body its schema refuses.
+ */
+export function requestViolations(app: FastifyInstance, request: { method: string; url: string; headers?: Record<string, string>; body?: string }): string[] {
+  const doc = app.swagger() as unknown as OpenApiDocument;
+  const [pathPart = '', query = ''] = request.url.split('?');
+  const where = `${request.method} ${request.url}`;
+  const template = Object.keys(doc.paths).find((path) => new RegExp(`^${path.replace(/\{\w+\}/g, '[^/]+')}$`).test(pathPart));
+  const operation = template === undefined ? undefined : doc.paths[template]?.[request.method.toLowerCase()];
+  if (!operation) return [`${where}: no such path and method in /openapi.json`];
+  const found: string[] = [];
+  const sent = new URLSearchParams(query);
+  const headers = Object.fromEntries(Object.entries(request.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
+  for (const parameter of operation.parameters ?? []) {
+    const present = parameter.in === 'query' ? sent.has(parameter.name) : parameter.in === 'header' ? parameter.name.toLowerCase() in headers : true;
+    if (parameter.required && !present) found.push(`${where}: the required ${parameter.in} parameter ${parameter.name} is missing`);
+  }
+  const documented = new Set((operation.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name));
+  for (const name of sent.keys()) if (!documented.has(name)) found.push(`${where}: the query parameter ${name} is not documented`);
+  const schema = operation.requestBody?.content?.['application/json']?.schema;
+  if (request.body !== undefined && schema !== undefined) {
+    const ajv = addFormats.default(new Ajv.default({ strict: false, allErrors: true }));
+    ajv.addSchema({ components: doc.components }, 'openapi');
+    const validate = ajv.compile(JSON.parse(JSON.stringify(schema).replaceAll('"#/components/', '"openapi#/components/')) as object);
+    if (!validate(JSON.parse(request.body))) found.push(`${where}: the body does not match its schema: ${ajv.errorsText(validate.errors)}`);
+  }
+  return found;
+}
+
 /** What the checks found since the last call: violations, and how often each route and status was checked. */
 export function takeResults(): { violations: string[]; checked: Map<string, number>; declared: Set<string> } {
   const results = { violations: violations.splice(0), checked: new Map(checked), declared: new Set(declared) };
@@ -51,8 +81,13 @@ interface MediaType {
 interface Response {
   content?: Record<string, MediaType>;
 }
+interface Operation {
+  parameters?: { name: string; in: string; required?: boolean }[];
+  requestBody?: { content?: Record<string, MediaType> };
+  responses: Record<string, Response>;
+}
 interface OpenApiDocument {
-  paths: Record<string, Record<string, { responses: Record<string, Response> }>>;
+  paths: Record<string, Record<string, Operation>>;
   components?: unknown;
 }
 interface Answer {
