@@ -167,6 +167,12 @@ describe.skipIf(skipBrowser)('the console in headless Chromium', () => {
     await phone.goto(service.url);
     await expect.poll(() => live(phone).getAttribute('data-state'), poll).toBe('live');
     expect(await phone.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
+    // The top bar's controls fit beside the title rather than running off the screen.
+    for (const control of [live(phone), phone.getByRole('button', { name: /API key/ })]) {
+      const box = (await control.boundingBox())!;
+      expect(box.x + box.width).toBeLessThanOrEqual(390);
+    }
+    await screenshot(phone, 'phone-top', false);
     const form = phone.getByRole('region', { name: 'New order' });
     await form.getByLabel('Client name').fill('Pocket Client');
     await form.getByLabel('Client email').fill('pocket@example.com');
