@@ -98,7 +98,7 @@ async function bareLoop(pg: PGlite, text: string, seconds: number): Promise<Loop
   let n = 0;
   for (let t = started; t < end; ) {
     n += 1;
-    const params = [DEMO_PRODUCT, 1 + (n % 5), `Bare loop ${n}`, `bare${n}@bench.example.com`, new Date().toISOString(), randomUUID(), null];
+    const params = [DEMO_PRODUCT, 1 + (n % 5), `Bare loop ${n}`, `bare${n}@bench.example.com`, new Date().toISOString(), randomUUID(), null, randomUUID()];
     const { rows } = await pg.query<{ id: number | null }>(text, params);
     if (!rows[0]?.id) failures += 1;
     const done = performance.now();

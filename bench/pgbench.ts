@@ -28,6 +28,8 @@ export function createOrderScript(statement: Statement): string {
     $5: (cast) => `:ts${cast}`,
     $6: (cast) => `${uuid}${cast}`,
     $7: (cast) => `NULL${cast}`,
+    // The request id the service records with each order's event.
+    $8: (cast) => `'pgbench'${cast}`,
   };
   return [
     '\\set qty random(1, 5)',
