@@ -13,6 +13,7 @@ import { orderInput } from '../helpers/factories.js';
 import { spawnService } from '../helpers/process.js';
 import { measureCpu } from '../helpers/proc-stats.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { deleteTopology } from '../helpers/service.js';
 
 const rabbitmqUrl = inject('rabbitmqUrl');
 const skipNote = rabbitmqUrl ? '' : ' (skipped: RabbitMQ not reachable)';
@@ -45,17 +46,6 @@ async function openTap(exchange: string) {
     created.set(order_id, performance.now());
   }, { noAck: true });
   return { created, close: () => connection.close() };
-}
-
-async function deleteTopology(exchange: string, queue: string): Promise<void> {
-  const connection = await amqp.connect(rabbitmqUrl);
-  try {
-    const channel = await connection.createChannel();
-    await channel.deleteQueue(queue);
-    await channel.deleteExchange(exchange);
-  } finally {
-    await connection.close();
-  }
 }
 
 /** The log lines at warn or above, from pino's JSON output. */
@@ -98,7 +88,7 @@ describe.skipIf(!rabbitmqUrl)(`the service with RabbitMQ down${skipNote}`, () =>
       const exchange = `orders.test.down.${suffix}`;
       const queue = `orders.changelog.test.down.${suffix}`;
       const tap = await openTap(exchange);
-      cleanup.push(() => deleteTopology(exchange, queue), () => tap.close());
+      cleanup.push(() => deleteTopology(rabbitmqUrl, exchange, queue), () => tap.close());
 
       // The broker's address: a port where nothing listens yet, or a proxy that swallows everything.
       const target = new URL(rabbitmqUrl);

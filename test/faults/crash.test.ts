@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import amqp from 'amqplib';
 import { describe, expect, inject, it } from 'vitest';
 import { createTestDatabase } from '../helpers/databases.js';
 import { call, seededRandom, sleep } from './crash/http.js';
@@ -10,6 +9,7 @@ import { ServiceLife } from './crash/life.js';
 import { ResumingClient } from './crash/resuming-client.js';
 import { checkClients, checkOrders, listOrders, stockLeft } from './crash/verify.js';
 import { Ledger, runWriter, settle, type OrderBody } from './crash/writers.js';
+import { deleteTopology } from '../helpers/service.js';
 
 const postgresUrl = inject('postgresUrl');
 const rabbitmqUrl = inject('rabbitmqUrl');
@@ -65,17 +65,6 @@ const setups: Setup[] = [
     },
   },
 ];
-
-async function deleteTopology(url: string, exchange: string, queue: string): Promise<void> {
-  const connection = await amqp.connect(url);
-  try {
-    const channel = await connection.createChannel();
-    await channel.deleteQueue(queue);
-    await channel.deleteExchange(exchange);
-  } finally {
-    await connection.close();
-  }
-}
 
 async function post<T>(base: string, url: string, body: unknown): Promise<T> {
   const reply = await call(base, 'POST', url, body);

@@ -51,7 +51,8 @@ export async function startTestService(options: TestServiceOptions): Promise<Tes
   };
 }
 
-async function deleteTopology(url: string, exchange: string, queue: string): Promise<void> {
+/** Removes a test's exchange and change-log queue from RabbitMQ. */
+export async function deleteTopology(url: string, exchange: string, queue: string): Promise<void> {
   const connection = await amqp.connect(url);
   try {
     const channel = await connection.createChannel();
