@@ -14,6 +14,7 @@ import { spawnService } from '../helpers/process.js';
 import { measureCpu } from '../helpers/proc-stats.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { deleteTopology } from '../helpers/service.js';
+import { sleep } from '../helpers/timing.js';
 
 const rabbitmqUrl = inject('rabbitmqUrl');
 const skipNote = rabbitmqUrl ? '' : ' (skipped: RabbitMQ not reachable)';
@@ -21,7 +22,6 @@ const skipNote = rabbitmqUrl ? '' : ' (skipped: RabbitMQ not reachable)';
 const ORDERS = 10;
 const WINDOW_MS = 5_000;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
 /** A loopback port nobody listens on (until the test puts the broker there). */
 async function freePort(): Promise<number> {

@@ -9,6 +9,7 @@ import { startService, type Service } from '../../src/runtime.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
 import { orderInput } from '../helpers/factories.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { percentile, sleep } from '../helpers/timing.js';
 
 const postgresUrl = inject('postgresUrl');
 const skipNote = postgresUrl ? '' : ' (skipped: PostgreSQL not reachable)';
@@ -18,8 +19,6 @@ const ANSWER_BOUND_MS = 3_500;
 const FAULT_MS = 8_000;
 const CLIENTS = 8;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
-const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))] ?? NaN;
 
 interface Sample {
   route: 'POST /orders/' | 'GET /orders/{id}' | 'GET /readyz';

@@ -7,6 +7,7 @@ import { databaseKinds } from '../helpers/databases.js';
 import { orderInput } from '../helpers/factories.js';
 import { startTestService } from '../helpers/service.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { percentile, sleep } from '../helpers/timing.js';
 
 const rabbitmqUrl = inject('rabbitmqUrl');
 const skipNote = rabbitmqUrl ? '' : ' (skipped: RabbitMQ not reachable)';
@@ -16,8 +17,6 @@ const FAULT_MS = 6_000;
 /** "Quickly": an order waits in the outbox, so the broker's state must not show in the answer time. */
 const QUICK_MS = 1_000;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
-const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))] ?? NaN;
 
 /** Every message published to the exchange, counted by event id, seen on a private queue on the real broker. */
 async function openTap(exchange: string) {
