@@ -22,7 +22,8 @@ export interface CatchUpLog {
 /**
  * Sends a resuming client what it missed, then the live events that arrived meanwhile, then hands it
  * to the live stream: no gap, because the client was registered (buffering) before the replay was read;
- * no duplicate, because ids already replayed are skipped in the buffer and later live.
+ * no duplicate, because ids already replayed are skipped in the buffer and later live, and so is anything at or before
+ * the client's last event in the log (a restarted relay ships again from its checkpoint, even while the replay is read).
  */
 export async function catchUp(client: Client, after: string, replayAfter: ReplayAfter, ledger: EventLedger, log: CatchUpLog): Promise<void> {
   const backlog: Outgoing[] = [];
@@ -52,7 +53,7 @@ export async function catchUp(client: Client, after: string, replayAfter: Replay
   // The backlog keeps growing while we await, so its length is read on every turn.
   for (let i = 0; i < backlog.length; i++) {
     const out = backlog[i] as Outgoing;
-    if (replayedIds.has(out.event.id)) continue;
+    if (replayedIds.has(out.event.id) || client.hadBefore(out)) continue;
     if (!(await client.writePaced(out))) return;
   }
 

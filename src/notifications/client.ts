@@ -70,7 +70,7 @@ export class Client {
   offer(out: Outgoing): void {
     if (!this.matches(out.event.order_id, out.emailKey)) return;
     if (this.replayed.size > 0 && this.replayed.delete(out.event.id)) return;
-    if (this.floor && out.position && comparePositions(out.position, this.floor) <= 0) return;
+    if (this.hadBefore(out)) return;
     if (this.backlog === undefined) {
       this.write(out);
     } else if (this.backlog.length < this.limits.maxCatchUpBacklog) {
@@ -78,6 +78,11 @@ export class Client {
     } else {
       this.closeWith(1013, `replay too slow: over ${this.limits.maxCatchUpBacklog} live events waiting; resume later`);
     }
+  }
+
+  /** A live event at or before a resumed client's last event in the log: it had it before it resumed. */
+  hadBefore(out: Outgoing): boolean {
+    return this.floor !== undefined && out.position !== undefined && comparePositions(out.position, this.floor) <= 0;
   }
 
   /** Sends now, or disconnects the client when the frame would take its send buffer over the bound. */

@@ -57,6 +57,33 @@ describe('resume with ?after=', () => {
     expect(client.events.map((e) => e.id)).toEqual([missed!.id, next!.id]);
   });
 
+  it('when a restarted relay ships again events at or before the resume point while the replay is read, then they are not sent from the held-back live events either', async () => {
+    const table = createEventTable();
+    const replayRead = deferred();
+    const replayReturns = deferred();
+    notifier = await startNotifier({
+      replayAfter: async (id) => {
+        const snapshot = table.after(id);
+        replayRead.resolve();
+        await replayReturns.promise;
+        return snapshot;
+      },
+    });
+    const [early, seen, missed] = table.record(makeEvent({ orderId: 1 }), makeEvent({ orderId: 2 }), makeEvent({ orderId: 1, sequence: 2 }));
+
+    const client = await connect(notifier.url({ after: seen!.id }));
+    await replayRead.promise;
+    // Held back before the replay says where the client stands: only their position tells they are old.
+    for (const event of [early, seen, missed]) notifier.hub.broadcast(event!, undefined, table.positionOf(event!));
+    const [next] = table.record(makeEvent({ orderId: 3 }));
+    notifier.hub.broadcast(next!, undefined, table.positionOf(next!));
+    replayReturns.resolve();
+
+    await client.waitForEvents(2);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(client.events.map((e) => e.id)).toEqual([missed!.id, next!.id]);
+  });
+
   it('when the client filters, then the replay is filtered too', async () => {
     const table = createEventTable();
     notifier = await startNotifier({ replayAfter: async (id) => table.after(id) });
