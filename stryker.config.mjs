@@ -1,10 +1,15 @@
 // @ts-check
 /**
- * Mutation testing (StrykerJS 9, Node 20): `npm run test:mutation` mutates the modules that guard
- * money, data and access, and runs only the tests that cover each mutant. Incremental: results are
- * kept in reports/mutation/incremental.json, so a run after a change tests only what changed.
+ * Mutation testing (StrykerJS 9, Node 20). `npm run test:mutation` (scripts/mutation.ts) runs this
+ * once per group of modules (scripts/mutation/groups.ts), naming the files to mutate, the tests to
+ * run and the incremental file; `npx stryker run` alone mutates everything below against the whole
+ * mutation test selection (vitest.mutation.config.mjs), which takes hours on two cores.
  * @type {import('@stryker-mutator/api/core').PartialStrykerOptions}
  */
+import process from 'node:process';
+
+const group = process.env.MUTATION_GROUP ?? 'mutation';
+
 export default {
   testRunner: 'vitest',
   vitest: { configFile: 'vitest.mutation.config.mjs', related: true },
@@ -26,8 +31,9 @@ export default {
   incremental: true,
   incrementalFile: 'reports/mutation/incremental.json',
   reporters: ['clear-text', 'progress', 'html', 'json'],
-  htmlReporter: { fileName: 'reports/mutation/mutation.html' },
-  jsonReporter: { fileName: 'reports/mutation/mutation.json' },
+  // scripts/mutation.ts runs one group at a time and names it, so each group keeps its own report.
+  htmlReporter: { fileName: `reports/mutation/${group}.html` },
+  jsonReporter: { fileName: `reports/mutation/${group}.json` },
   thresholds: { high: 90, low: 80, break: null },
   concurrency: 2,
   timeoutMS: 20_000,

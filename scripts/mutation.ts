@@ -1,0 +1,108 @@
+/**
+ * `npm run test:mutation`: Stryker over the modules that guard money, data and access, one group at a
+ * time, each with the tests that exercise it, then a score per file; exits 1 when a file is below the
+ * threshold. Incremental: each group starts from its committed result (scripts/mutation/<group>.json)
+ * and tests again only the mutants whose code or covering tests changed since.
+ *
+ *   npm run test:mutation                          every group, incrementally
+ *   npm run test:mutation -- --group=orders,http   some groups
+ *   npm run test:mutation -- --full                every mutant again, ignoring the committed results
+ *   npm run test:mutation -- --update-baseline     then commit scripts/mutation/*.json
+ *
+ * Reports: reports/mutation/<group>.html and .json (Stryker's own), and the table printed at the end.
+ */
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { GROUPS, THRESHOLD, type Group } from './mutation/groups.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BASELINES = path.join(ROOT, 'scripts', 'mutation');
+const REPORTS = path.join(ROOT, 'reports', 'mutation');
+
+interface Mutant {
+  status: 'Killed' | 'Survived' | 'NoCoverage' | 'Timeout' | 'CompileError' | 'RuntimeError' | 'Ignored' | 'Pending';
+}
+interface Report {
+  files: Record<string, { mutants: Mutant[] }>;
+}
+
+export interface FileScore {
+  file: string;
+  killed: number;
+  timeout: number;
+  survived: number;
+  noCoverage: number;
+  /** Mutants that did not compile or were ignored: not counted, as Stryker does not count them. */
+  invalid: number;
+  /** Detected / valid, in percent; NaN when the file has no valid mutant. */
+  score: number;
+}
+
+/** Stryker's own mutation score: killed and timed-out mutants over every mutant that compiled and ran. */
+export function scoreOf(file: string, mutants: readonly Mutant[]): FileScore {
+  const count = (status: Mutant['status']) => mutants.filter((m) => m.status === status).length;
+  const killed = count('Killed');
+  const timeout = count('Timeout');
+  const survived = count('Survived');
+  const noCoverage = count('NoCoverage');
+  const valid = killed + timeout + survived + noCoverage;
+  return { file, killed, timeout, survived, noCoverage, invalid: mutants.length - valid, score: valid === 0 ? Number.NaN : ((killed + timeout) / valid) * 100 };
+}
+
+function parseArgs(argv: readonly string[]) {
+  const groupArg = argv.find((a) => a.startsWith('--group='));
+  const known = new Set(['--full', '--update-baseline']);
+  for (const arg of argv) if (!known.has(arg) && arg !== groupArg) throw new Error(`unknown argument ${arg}: use --group=a,b, --full, --update-baseline`);
+  const names = groupArg?.slice('--group='.length).split(',');
+  const unknown = names?.filter((n) => !GROUPS.some((g) => g.name === n)) ?? [];
+  if (unknown.length) throw new Error(`unknown group ${unknown.join(', ')}: the groups are ${GROUPS.map((g) => g.name).join(', ')}`);
+  return {
+    groups: names ? GROUPS.filter((g) => names.includes(g.name)) : GROUPS,
+    full: argv.includes('--full'),
+    updateBaseline: argv.includes('--update-baseline'),
+  };
+}
+
+function runGroup(group: Group, full: boolean): Report {
+  const incremental = path.join(REPORTS, `${group.name}-incremental.json`);
+  const baseline = path.join(BASELINES, `${group.name}.json`);
+  mkdirSync(REPORTS, { recursive: true });
+  rmSync(incremental, { force: true });
+  if (!full && existsSync(baseline)) copyFileSync(baseline, incremental);
+  const started = performance.now();
+  const run = spawnSync(
+    'npx',
+    ['stryker', 'run', 'stryker.config.mjs', '--mutate', group.mutate.join(','), '--incrementalFile', path.relative(ROOT, incremental), ...(full ? ['--force'] : [])],
+    { cwd: ROOT, stdio: 'inherit', env: { ...process.env, MUTATION_TESTS: group.tests.join(','), MUTATION_GROUP: group.name } },
+  );
+  console.log(`mutation group ${group.name}: stryker exited ${run.status} after ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  if (run.status !== 0) throw new Error(`stryker failed on group ${group.name} (exit ${run.status ?? run.signal})`);
+  return JSON.parse(readFileSync(incremental, 'utf8')) as Report;
+}
+
+export function renderScores(scores: readonly FileScore[]): string {
+  const header = '| file | score | killed | timeout | survived | no coverage | not compiled |';
+  const rows = scores.map((s) => `| \`${s.file}\` | ${Number.isNaN(s.score) ? '–' : `${s.score.toFixed(1)}%`} | ${s.killed} | ${s.timeout} | ${s.survived} | ${s.noCoverage} | ${s.invalid} |`);
+  return [header, '|---|---|---|---|---|---|---|', ...rows].join('\n');
+}
+
+function main(): void {
+  const { groups, full, updateBaseline } = parseArgs(process.argv.slice(2));
+  const scores: FileScore[] = [];
+  for (const group of groups) {
+    const report = runGroup(group, full);
+    for (const [file, { mutants }] of Object.entries(report.files)) scores.push(scoreOf(file, mutants));
+    if (updateBaseline) copyFileSync(path.join(REPORTS, `${group.name}-incremental.json`), path.join(BASELINES, `${group.name}.json`));
+  }
+  scores.sort((a, b) => a.file.localeCompare(b.file));
+  console.log(`\nmutation scores (threshold ${THRESHOLD}% per file):\n${renderScores(scores)}`);
+  const below = scores.filter((s) => s.score < THRESHOLD);
+  if (below.length) {
+    console.error(`\n${below.length} file(s) below ${THRESHOLD}%: ${below.map((s) => `${s.file} ${s.score.toFixed(1)}%`).join(', ')}`);
+    process.exitCode = 1;
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) main();
