@@ -1,3 +1,4 @@
+import { TARGETS } from './targets.js';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
@@ -68,8 +69,8 @@ export async function embeddedSection({ options, profileDir }: BenchContext): Pr
         value: `${rate(post.result.requestsPerSecond)} req/s, p50 ${ms(post.result.latency.p50)} ms, p99 ${ms(post.result.latency.p99)} ms`,
         limit: `bare PGlite loop ${rate(loop.result.perSecond)} tx/s, p50 ${ms(loop.result.latency.p50)} ms, p99 ${ms(loop.result.latency.p99)} ms`,
         ratio,
-        target: '≥ 0.50',
-        pass: ratio >= 0.5,
+        target: `≥ ${TARGETS.embeddedRatio.toFixed(2)}`,
+        pass: ratio >= TARGETS.embeddedRatio,
       },
     ];
     return {

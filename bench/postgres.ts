@@ -1,3 +1,4 @@
+import { TARGETS } from './targets.js';
 import { randomUUID } from 'node:crypto';
 import { expect, sleep, type BenchContext, type SectionResult } from './context.js';
 import { loadGetOrders, loadPostOrders, OrderLedger, verifyOrders, type ReadCheck } from './http.js';
@@ -109,16 +110,16 @@ export async function postgresSection({ options, profileDir }: BenchContext): Pr
       value: `${rate(post.result.requestsPerSecond)} req/s, p50 ${ms(post.result.latency.p50)} ms, p99 ${ms(post.result.latency.p99)} ms`,
       limit: `pgbench ${rate(create.result.tps)} tps, p50 ${ms(create.result.latency.p50)} ms, p99 ${ms(create.result.latency.p99)} ms`,
       ratio: postRatio,
-      target: '≥ 0.50',
-      pass: postRatio >= 0.5,
+      target: `≥ ${TARGETS.postRatio.toFixed(2)}`,
+      pass: postRatio >= TARGETS.postRatio,
     },
     {
       figure: `GET /orders/{id}, ${connections} conn`,
       value: `${rate(get.result.requestsPerSecond)} req/s, p50 ${ms(get.result.latency.p50)} ms, p99 ${ms(get.result.latency.p99)} ms`,
       limit: `pgbench ${rate(read.result.tps)} tps, p50 ${ms(read.result.latency.p50)} ms, p99 ${ms(read.result.latency.p99)} ms`,
       ratio: getRatio,
-      target: '≥ 0.25',
-      pass: getRatio >= 0.25,
+      target: `≥ ${TARGETS.getRatio.toFixed(2)}`,
+      pass: getRatio >= TARGETS.getRatio,
     },
   ];
   return { rows, details, problems };
