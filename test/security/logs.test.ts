@@ -48,3 +48,71 @@ describe('what reaches the logs', () => {
     expect(debug.text()).toContain('ada@lovelace.org');
   });
 });
+
+/** The message of each line the logger wrote. */
+const messages = (text: string) => text.trim().split('\n').map((line) => (JSON.parse(line) as { msg: string }).msg);
+
+describe('what is scrubbed from a line, and what is kept', () => {
+  it.each([
+    ['Bearer abc', 'Bearer [redacted]'],
+    ['sent bearer aZ09._~+/-x== to the API', 'sent bearer [redacted] to the API'],
+    ['BASIC dXNlcjpwYXNz and Basic Zm9vOmJhcg=', 'BASIC [redacted] and Basic [redacted]'],
+    ['Bearer   spaced', 'Bearer   [redacted]'],
+    ['a cardbearer abc, a Basically fine line', 'a cardbearer abc, a Basically fine line'],
+    ['GET /ws?ACCESS_TOKEN=abc&order_id=1', 'GET /ws?ACCESS_TOKEN=[redacted]&order_id=1'],
+    ['access_token=abc def and access_token=xyz', 'access_token=[redacted] def and access_token=[redacted]'],
+    ['the word seven77 is too short to be a key; eight888 is not', 'the word seven77 is too short to be a key; [redacted] is not'],
+  ])('when a line says %j, then it is written as %j', (line, written) => {
+    let text = '';
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        text += chunk.toString();
+        done();
+      },
+    });
+    pino(loggerOptions({ level: 'debug', secrets: ['seven77', 'eight888'] }), sink).info(line);
+    expect(messages(text)).toEqual([written]);
+  });
+
+  it.each([
+    ['a@b.io', 'a***@b.io'],
+    ['Jo.Hn_9%x+y-z@Mail-1.Example.COM', 'J***@Mail-1.Example.COM'],
+    ['.x@y.io', '.***@y.io'],
+    ['first.last@sub.domain.example.co.uk.', 'f***@sub.domain.example.co.uk.'],
+    ['ada@lovelace.org wrote to bob@babbage.net', 'a***@lovelace.org wrote to b***@babbage.net'],
+    ['user@localhost', 'user@localhost'],
+    ['user@host.c', 'user@host.c'],
+    ['user@example.com1', 'user@example.com1'],
+  ])('when a line at info level carries %j, then it is written as %j', (line, written) => {
+    const { logger, text } = capture('info');
+    logger.info(line);
+    expect(messages(text())).toEqual([written]);
+  });
+
+  it('when the level is fatal, error, warn or info, then emails are masked; at debug or trace they are kept, and lines below the level are not written', () => {
+    for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace']) {
+      let text = '';
+      const sink = new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          text += chunk.toString();
+          done();
+        },
+      });
+      const logger = pino(loggerOptions({ level, secrets: [] }), sink);
+      logger.fatal('from ada@lovelace.org');
+      logger.error('below fatal');
+      const masked = ['fatal', 'error', 'warn', 'info'].includes(level);
+      expect(messages(text)[0], level).toBe(masked ? 'from a***@lovelace.org' : 'from ada@lovelace.org');
+      expect(messages(text), level).toHaveLength(level === 'fatal' ? 1 : 2);
+    }
+  });
+
+  it('when a request or its headers are logged, then the Authorization and Cookie headers read [redacted]', () => {
+    const { logger, text } = capture('info');
+    logger.info({ req: { headers: { authorization: 'Token a', cookie: 'session=abc' } } }, 'request');
+    logger.info({ headers: { authorization: 'Token b', Authorization: 'Token c', accept: 'application/json' } }, 'headers');
+    const [request, headers] = text().trim().split('\n').map((line) => JSON.parse(line));
+    expect(request.req.headers).toEqual({ authorization: '[redacted]', cookie: '[redacted]' });
+    expect(headers.headers).toEqual({ authorization: '[redacted]', Authorization: '[redacted]', accept: 'application/json' });
+  });
+});
