@@ -21,17 +21,21 @@ export function createEventLedger(limits: LedgerLimits): EventLedger {
   // Insertion-ordered, so the first entry is always the oldest one to evict.
   const recentIds = new Set<string>();
   const lastSequence = new Map<number, number>();
+  // Iterators kept for good, each standing at the oldest entry: a fresh one would walk past every entry deleted so
+  // far (V8 keeps them until it rehashes), which made each eviction cost up to the bound once the ledger was full.
+  const oldestIds = recentIds.values();
+  const oldestOrders = lastSequence.keys();
 
   function rememberId(id: string): void {
     recentIds.add(id);
-    if (recentIds.size > limits.recentEventIds) recentIds.delete(recentIds.values().next().value as string);
+    if (recentIds.size > limits.recentEventIds) recentIds.delete(oldestIds.next().value as string);
   }
 
   function rememberSequence(orderId: number, sequence: number): void {
     // Delete first so an active order moves to the young end and is evicted last.
     lastSequence.delete(orderId);
     lastSequence.set(orderId, sequence);
-    if (lastSequence.size > limits.trackedOrders) lastSequence.delete(lastSequence.keys().next().value as number);
+    if (lastSequence.size > limits.trackedOrders) lastSequence.delete(oldestOrders.next().value as number);
   }
 
   return {
