@@ -1,4 +1,3 @@
-import { TARGETS } from './targets.js';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
@@ -12,6 +11,7 @@ import { startServer } from './server.js';
 import { createOrderStatement } from './statements.js';
 import { Samples, type LatencySummary } from './stats.js';
 import { openCountingClient } from './ws-counter.js';
+import { TARGETS } from './targets.js';
 
 /** The demo catalog's product 1: 100.00, unlimited stock. */
 const DEMO_PRODUCT = 1;

@@ -1,7 +1,9 @@
 // The floors the bench holds the service against, each a process with none of the service in it:
 //   fanout  POST /orders/ answers 201 with the order and sends its envelope to every WebSocket client
 //           (no database, no broker: what HTTP in and WebSocket fan-out alone cost on this machine);
-//   pglite  opens PGlite on DATA_DIR, then answers /readyz (the least an embedded start must do).
+//   pglite  opens PGlite on DATA_DIR, then answers /readyz (the least an embedded start must do);
+//   pg-get  GET /orders/{id} runs FLOOR_SQL (the service's own read statement) on a pg pool of FLOOR_POOL_SIZE
+//           connections to FLOOR_DATABASE_URL and answers its JSON: what node:http plus the pg driver cost.
 import { Buffer } from 'node:buffer';
 import console from 'node:console';
 import { randomUUID } from 'node:crypto';
@@ -64,9 +66,25 @@ async function pglite() {
   return createServer((req, res) => send(res, req.url === '/readyz' ? 200 : 404, '{}'));
 }
 
-const server = mode === 'fanout' ? await fanout() : mode === 'pglite' ? await pglite() : undefined;
+async function pgGet() {
+  const { default: pg } = await import('pg');
+  const pool = new pg.Pool({ connectionString: process.env.FLOOR_DATABASE_URL, max: Number(process.env.FLOOR_POOL_SIZE) });
+  const text = process.env.FLOOR_SQL;
+  return createServer((req, res) => {
+    if (req.url === '/readyz') return send(res, 200, '{"status":"ready"}');
+    const id = /^\/orders\/(\d+)$/.exec(req.url)?.[1];
+    if (req.method !== 'GET' || !id) return send(res, 404, '{}');
+    pool.query({ text, values: [Number(id)], name: 'get_order' }).then(
+      ({ rows }) => (rows[0] ? send(res, 200, rows[0].json, { etag: `"${rows[0].version}"` }) : send(res, 404, '{}')),
+      (err) => send(res, 500, JSON.stringify({ error: err.message })),
+    );
+  });
+}
+
+const modes = { fanout, pglite, 'pg-get': pgGet };
+const server = await modes[mode]?.();
 if (!server) {
-  console.error(`usage: floor-server.mjs fanout|pglite (got ${mode})`);
+  console.error(`usage: floor-server.mjs ${Object.keys(modes).join('|')} (got ${mode})`);
   process.exit(2);
 }
 server.listen(port, '127.0.0.1');

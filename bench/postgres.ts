@@ -1,4 +1,3 @@
-import { TARGETS } from './targets.js';
 import { randomUUID } from 'node:crypto';
 import { expect, sleep, type BenchContext, type SectionResult } from './context.js';
 import { loadGetOrders, loadPostOrders, OrderLedger, verifyOrders, type ReadCheck } from './http.js';
@@ -8,9 +7,10 @@ import { createOrderScript, getOrderScript, runPgbench } from './pgbench.js';
 import { quiesce, tableWrites, writesPerOrder } from './pgstats.js';
 import { exitOf, httpRequest, spawnNode } from './process.js';
 import { ms, rate, type Row } from './report.js';
-import { ROOT, startServer } from './server.js';
+import { floorCommand, ROOT, startServer } from './server.js';
 import { createOrderStatement, getOrderStatement } from './statements.js';
 import { openCountingClient, type CountingClient } from './ws-counter.js';
+import { TARGETS } from './targets.js';
 
 /**
  * POST and GET /orders against real PostgreSQL and RabbitMQ with the whole pipeline running (ROLE=all:
@@ -62,6 +62,21 @@ export async function postgresSection({ options, profileDir }: BenchContext): Pr
   const readerExit = await reader.stop();
   expect(problems, readerExit === 0, `postgres-get server exited with ${readerExit}`);
   await quiesce(adminDatabase(), appDb);
+
+  // Between the two: node:http and the pg driver running the same read, nothing else (no framework, hooks or logs).
+  const bare = await startServer({
+    label: 'floor-pg-get',
+    command: floorCommand('pg-get'),
+    env: { FLOOR_DATABASE_URL: appDb.url, FLOOR_SQL: (await getOrderStatement(1)).text, FLOOR_POOL_SIZE: '20' },
+  });
+  labelProcess(bare.pid, 'server');
+  const bareCheck: ReadCheck = { problems: [], statuses: {} };
+  await loadGetOrders(bare.url, connections, warmupSeconds, ids, bareCheck);
+  const bareGet = await measureCpu(() => loadGetOrders(bare.url, connections, seconds, ids, bareCheck));
+  problems.push(...bareCheck.problems.map((p) => `bare node + pg GET: ${p}`));
+  expect(problems, Object.keys(bareCheck.statuses).every((s) => s === '200'), `bare node + pg GET statuses ${JSON.stringify(bareCheck.statuses)}`);
+  await bare.stop();
+  await quiesce(adminDatabase(), appDb);
   // pgbench gets the machine to itself: nothing of the app database left behind.
   await appDb.drop();
 
@@ -99,6 +114,7 @@ export async function postgresSection({ options, profileDir }: BenchContext): Pr
   Object.assign(details, {
     post: { ...post.result, cpu: post.cpu, pipelineDrainMs: pipeline.ms, ordersStored: stored, webSocketReceived: ws.unique(), rowWritesPerOrder: appWrites },
     get: { ...get.result, cpu: get.cpu },
+    bareNodePgGet: { ...bareGet.result, cpu: bareGet.cpu },
     pgbenchCreate: { ...create.result, cpu: create.cpu, warmupTransactions: warmCreate.transactions, rowWritesPerOrder: limitWrites },
     pgbenchRead: { ...read.result, cpu: read.cpu },
   });
@@ -116,7 +132,9 @@ export async function postgresSection({ options, profileDir }: BenchContext): Pr
     {
       figure: `GET /orders/{id}, ${connections} conn`,
       value: `${rate(get.result.requestsPerSecond)} req/s, p50 ${ms(get.result.latency.p50)} ms, p99 ${ms(get.result.latency.p99)} ms`,
-      limit: `pgbench ${rate(read.result.tps)} tps, p50 ${ms(read.result.latency.p50)} ms, p99 ${ms(read.result.latency.p99)} ms`,
+      limit:
+        `pgbench ${rate(read.result.tps)} tps, p50 ${ms(read.result.latency.p50)} ms, p99 ${ms(read.result.latency.p99)} ms; ` +
+        `bare node:http + pg ${rate(bareGet.result.requestsPerSecond)} req/s (${(bareGet.result.requestsPerSecond / read.result.tps).toFixed(3)} of pgbench)`,
       ratio: getRatio,
       target: `≥ ${TARGETS.getRatio.toFixed(2)}`,
       pass: getRatio >= TARGETS.getRatio,

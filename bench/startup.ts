@@ -1,9 +1,9 @@
-import { TARGETS } from './targets.js';
 import { expect, type BenchContext, type SectionResult } from './context.js';
 import { tempDir } from './infra.js';
 import { ms, type Row } from './report.js';
 import { floorCommand, startServer } from './server.js';
 import { median } from './stats.js';
+import { TARGETS } from './targets.js';
 
 /** `node dist/server.js` on the embedded default, data folder already initialised: spawn to /readyz 200. */
 export async function startupSection({ options, profileDir }: BenchContext): Promise<SectionResult> {

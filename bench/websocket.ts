@@ -1,4 +1,3 @@
-import { TARGETS } from './targets.js';
 import { expect, sleep, type BenchContext, type SectionResult } from './context.js';
 import { startFleet, type FleetReply } from './fleet.js';
 import { OrderLedger, verifyOrders } from './http.js';
@@ -10,6 +9,7 @@ import { createUnlimitedProduct, waitForPipeline } from './postgres.js';
 import { ms, type Row } from './report.js';
 import { floorCommand, startServer, type MemoryUsage, type ServerProcess } from './server.js';
 import type { LatencySummary } from './stats.js';
+import { TARGETS } from './targets.js';
 
 /**
  * End-to-end notification latency: POSTs on a fixed schedule, envelopes received by WebSocket clients
