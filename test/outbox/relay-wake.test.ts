@@ -1,0 +1,135 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openDatabase, type Database } from '../../src/db/client.js';
+import { migrate } from '../../src/db/migrate.js';
+import type { OrderEvent } from '../../src/events/envelope.js';
+import type { Broker } from '../../src/messaging/broker.js';
+import { createInProcessBroker } from '../../src/messaging/in-process.js';
+import { startOutboxRelay, WAKE_CHANNEL, type OutboxRelay } from '../../src/outbox/relay.js';
+import { createTestDatabase, databaseKinds, type TestDatabase } from '../helpers/databases.js';
+import { makeEvent } from '../helpers/events.js';
+
+const silent = { info: () => undefined, warn: () => undefined };
+
+for (const { kind, skip } of databaseKinds()) {
+  describe.skipIf(skip)(`waking the outbox relay on ${kind}`, () => {
+    const cleanups: (() => Promise<unknown>)[] = [];
+    afterEach(async () => {
+      for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+    });
+
+    async function database(): Promise<{ db: Database; test: TestDatabase }> {
+      const test = await createTestDatabase(kind);
+      cleanups.push(() => test.drop());
+      const db = await openDatabase({ url: test.url });
+      cleanups.push(() => db.close());
+      await migrate(db);
+      return { db, test };
+    }
+
+    async function write(db: Database, events: OrderEvent[]): Promise<void> {
+      for (const e of events) {
+        await db.query('INSERT INTO outbox (event_id, order_id, sequence, type, payload) VALUES ($1, $2, $3, $4, $5)', [
+          e.id, e.order_id, e.sequence, e.type, JSON.stringify(e),
+        ]);
+      }
+    }
+
+    async function tap(broker: Broker): Promise<OrderEvent[]> {
+      const got: OrderEvent[] = [];
+      await broker.consume({ durable: true, queue: `relay-wake-test-${randomUUID()}`, prefetch: 1000 }, (d) => {
+        got.push(d.event);
+        d.ack();
+      });
+      return got;
+    }
+
+    /** A relay whose sweep never comes during a test: only a wake can make it look. */
+    function relay(db: Database, broker: Broker): OutboxRelay {
+      const started = startOutboxRelay({ db, broker, logger: silent, sweepMs: 600_000 });
+      cleanups.push(() => started.stop());
+      return started;
+    }
+
+    /** A write becomes readable once no older transaction is open anywhere on the server: wake until it is shipped. */
+    async function wakeUntil(running: OutboxRelay, done: () => boolean): Promise<number> {
+      const started = performance.now();
+      await expect.poll(() => (running.wake(), done()), { timeout: 10_000, interval: 20 }).toBe(true);
+      return performance.now() - started;
+    }
+
+    it('when the active relay is woken, then it ships what was written at once, without waiting for a sweep', async () => {
+      const { db } = await database();
+      const broker = createInProcessBroker();
+      cleanups.push(() => broker.close());
+      const got = await tap(broker);
+      const running = relay(db, broker);
+      await expect.poll(() => running.isActive(), { timeout: 10_000 }).toBe(true);
+      await sleep(100);
+      const events = [makeEvent({ orderId: 1 }), makeEvent({ orderId: 2 })];
+      await write(db, events);
+      await wakeUntil(running, () => got.length === events.length);
+      expect(got.map((e) => e.id)).toEqual(events.map((e) => e.id));
+    });
+
+    it('when a stopped relay is woken, then it ships nothing', async () => {
+      const { db } = await database();
+      const broker = createInProcessBroker();
+      cleanups.push(() => broker.close());
+      const got = await tap(broker);
+      const running = relay(db, broker);
+      await expect.poll(() => running.isActive(), { timeout: 10_000 }).toBe(true);
+      await running.stop();
+      await write(db, [makeEvent()]);
+      for (let i = 0; i < 10; i++) {
+        running.wake();
+        await sleep(30);
+      }
+      expect(got).toEqual([]);
+      expect(running.isActive()).toBe(false);
+    });
+
+    describe.skipIf(kind === 'pglite')('beside a standby', () => {
+      it('when a standby is woken many times at once, then it sends one NOTIFY and one more for what came meanwhile, takes no session, and stops sending once stopped', async () => {
+        const { db, test } = await database();
+        const broker = createInProcessBroker();
+        cleanups.push(() => broker.close());
+        const got = await tap(broker);
+        const active = relay(db, broker);
+        await expect.poll(() => active.isActive(), { timeout: 10_000 }).toBe(true);
+
+        const other = await openDatabase({ url: test.url });
+        cleanups.push(() => other.close());
+        const notifies: unknown[][] = [];
+        let sessions = 0;
+        const counted: Database = {
+          ...other,
+          query: (text, params, name) => {
+            if (text.includes('pg_notify')) notifies.push([...(params ?? [])]);
+            return other.query(text, params, name);
+          },
+          session: () => (sessions++, other.session()),
+        };
+        const standby = startOutboxRelay({ db: counted, broker, logger: silent, sweepMs: 50 });
+        cleanups.push(() => standby.stop());
+        await sleep(300);
+        expect(standby.isActive()).toBe(false);
+        // The standby asks whether the lock is held on a pooled connection, each sweep, and takes no session while it is.
+        expect(sessions).toBe(0);
+
+        const events = [makeEvent({ orderId: 1 }), makeEvent({ orderId: 2 })];
+        await write(other, events);
+        for (let i = 0; i < 50; i++) standby.wake();
+        await expect.poll(() => got.length, { timeout: 10_000 }).toBe(events.length);
+        await sleep(200);
+        expect(notifies).toEqual([[WAKE_CHANNEL], [WAKE_CHANNEL]]);
+
+        await standby.stop();
+        for (let i = 0; i < 5; i++) standby.wake();
+        await sleep(200);
+        expect(notifies).toHaveLength(2);
+      });
+    });
+  });
+}
