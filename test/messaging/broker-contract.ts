@@ -206,6 +206,16 @@ export function brokerContract(
       await expect(broker.publish(publications([]))).resolves.toBeUndefined();
     });
 
+    it('when consume is given no queue name for a durable queue or a prefetch that is not a positive integer, then it rejects saying so', async () => {
+      const broker = await newBroker();
+      await expect(broker.consume({ durable: true, prefetch: 1 }, () => {})).rejects.toThrow(new Error('a durable consumer needs a queue name'));
+      for (const prefetch of [0, -1, 1.5]) {
+        await expect(broker.consume({ durable: false, prefetch }, () => {})).rejects.toThrow(
+          new RangeError(`prefetch must be a positive integer, got ${prefetch}`),
+        );
+      }
+    });
+
     it('when closed, then it is down and publish and consume reject', async () => {
       const broker = await newBroker();
       expect(broker.state()).toBe('up');
@@ -213,8 +223,8 @@ export function brokerContract(
       await broker.close();
 
       expect(broker.state()).toBe('down');
-      await expect(broker.publish(publications(makeEvents(1)))).rejects.toThrow(/closed/);
-      await expect(broker.consume({ durable: false, prefetch: 1 }, () => {})).rejects.toThrow(/closed/);
+      await expect(broker.publish(publications(makeEvents(1)))).rejects.toThrow(/^(in-process broker|RabbitMQ broker) is closed$/);
+      await expect(broker.consume({ durable: false, prefetch: 1 }, () => {})).rejects.toThrow(/^(in-process broker|RabbitMQ broker) is closed$/);
     });
   });
 }

@@ -4,6 +4,7 @@ import type { Broker, Delivery } from '../../src/messaging/broker.js';
 import { createInProcessBroker } from '../../src/messaging/in-process.js';
 import { publications } from '../helpers/events.js';
 import { brokerContract, collector, makeEvents, waitFor } from './broker-contract.js';
+import { recordingLogger } from './recording-logger.js';
 
 brokerContract('in-process', async () => createInProcessBroker());
 
@@ -127,9 +128,100 @@ describe('in-process broker', () => {
     expect(first.deliveries[0]!.body).toBe(second.deliveries[0]!.body);
   });
 
-  it('when consume is given no queue name for a durable queue or a prefetch below 1, then it rejects', async () => {
+  it('when a handler throws, then the failure is logged with the event id, and the event comes back after the default redelivery delay', async () => {
+    const logger = recordingLogger();
+    broker = createInProcessBroker({ logger });
+    const failure = new Error('store is down');
+    const seenAt: number[] = [];
+    await broker.consume({ durable: true, queue: 'changelog', prefetch: 1 }, (d) => {
+      seenAt.push(performance.now());
+      if (!d.redelivered) throw failure;
+      d.ack();
+    });
+    const [event] = makeEvents(1);
+
+    await broker.publish(publications([event!]));
+
+    expect(seenAt).toHaveLength(2);
+    expect(seenAt[1]! - seenAt[0]!).toBeGreaterThanOrEqual(95);
+    expect(logger.withMessage('consumer failed; the event will be redelivered')).toEqual([
+      { level: 'error', obj: { err: failure, event_id: event!.id }, msg: 'consumer failed; the event will be redelivered' },
+    ]);
+  });
+
+  it('when a redelivery delay is given, then a nacked event waits that long, and its consumer takes nothing else meanwhile', async () => {
+    broker = createInProcessBroker({ redeliveryDelayMs: 300 });
+    const seen: Array<[string, number]> = [];
+    const events = makeEvents(2);
+    await broker.consume({ durable: true, queue: 'changelog', prefetch: 1 }, (d) => {
+      seen.push([d.event.id, performance.now()]);
+      if (d.event.id === events[0]!.id && !d.redelivered) d.nack();
+      else d.ack();
+    });
+
+    await broker.publish(publications(events));
+
+    expect(seen.map(([id]) => id)).toEqual([events[0]!.id, events[0]!.id, events[1]!.id]);
+    expect(seen[1]![1] - seen[0]![1]).toBeGreaterThanOrEqual(295);
+  });
+
+  it('when the confirm timeout passes, then publish rejects saying so', async () => {
+    broker = createInProcessBroker({ confirmTimeoutMs: 100 });
+    await broker.consume({ durable: true, queue: 'changelog', prefetch: 1 }, () => {});
+
+    await expect(broker.publish(publications(makeEvents(1)))).rejects.toThrow(
+      new Error('in-process broker: the durable consumers did not take the events within 100 ms'),
+    );
+  });
+
+  it('when a withdrawn event was held nacked past the confirm timeout, then it is not redelivered and the events after it still flow', async () => {
+    broker = createInProcessBroker({ confirmTimeoutMs: 250, redeliveryDelayMs: 300 });
+    const seen: string[] = [];
+    const [stuck, later] = makeEvents(2);
+    await broker.consume({ durable: true, queue: 'changelog', prefetch: 1 }, (d) => {
+      seen.push(d.event.id);
+      if (d.event.id === stuck!.id) d.nack();
+      else d.ack();
+    });
+
+    await expect(broker.publish(publications([stuck!]))).rejects.toThrow(/did not take the events/);
+    await broker.publish(publications([later!]));
+
+    expect(seen).toEqual([stuck!.id, later!.id]);
+  });
+
+  it('when several consumers share a durable queue, then they take its events in turn', async () => {
     broker = createInProcessBroker();
-    await expect(broker.consume({ durable: true, prefetch: 1 }, () => {})).rejects.toThrow(/queue name/);
-    await expect(broker.consume({ durable: false, prefetch: 0 }, () => {})).rejects.toThrow(/prefetch/);
+    const a = collector();
+    const b = collector();
+    const c = collector();
+    for (const consumer of [a, b, c]) await broker.consume({ durable: true, queue: 'changelog', prefetch: 10 }, consumer.handler);
+    const events = makeEvents(7);
+
+    await broker.publish(publications(events));
+
+    const ids = events.map((e) => e.id);
+    expect(a.ids()).toEqual([ids[0], ids[3], ids[6]]);
+    expect(b.ids()).toEqual([ids[1], ids[4]]);
+    expect(c.ids()).toEqual([ids[2], ids[5]]);
+  });
+
+  it('when closed, then a pending publish rejects saying so, and a nacked event is not redelivered', async () => {
+    broker = createInProcessBroker({ redeliveryDelayMs: 20 });
+    const seen: Delivery[] = [];
+    await broker.consume({ durable: true, queue: 'changelog', prefetch: 1 }, (d) => {
+      seen.push(d);
+      d.nack();
+    });
+    const published = broker.publish(publications(makeEvents(1)));
+    await waitFor(() => expect(seen).toHaveLength(1));
+
+    await broker.close();
+    await broker.close();
+
+    await expect(published).rejects.toThrow(new Error('in-process broker closed before the events were consumed'));
+    await sleep(100);
+    expect(seen).toHaveLength(1);
+    expect(broker.state()).toBe('down');
   });
 });

@@ -4,7 +4,8 @@ import type { Delivery } from '../../src/messaging/broker.js';
 import { declareDurableQueue, durableQueueArguments } from '../../src/messaging/rabbitmq-consumer.js';
 import { publications } from '../helpers/events.js';
 import { collector, makeEvents, waitFor } from './broker-contract.js';
-import { rabbitFixture, recordingLogger } from './rabbitmq-fixture.js';
+import { rabbitFixture } from './rabbitmq-fixture.js';
+import { recordingLogger } from './recording-logger.js';
 
 describe('durable queue arguments', () => {
   it('when the queue is classic, then it has no arguments', () => {

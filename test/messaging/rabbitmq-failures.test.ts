@@ -3,7 +3,8 @@ import { describe, expect, inject, it } from 'vitest';
 import type { BrokerState, Delivery } from '../../src/messaging/broker.js';
 import { publications } from '../helpers/events.js';
 import { collector, makeEvents, waitFor } from './broker-contract.js';
-import { rabbitFixture, recordingLogger } from './rabbitmq-fixture.js';
+import { rabbitFixture } from './rabbitmq-fixture.js';
+import { recordingLogger } from './recording-logger.js';
 
 const url = inject('rabbitmqUrl');
 

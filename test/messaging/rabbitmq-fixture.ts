@@ -2,23 +2,9 @@ import { randomUUID } from 'node:crypto';
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import type { Broker } from '../../src/messaging/broker.js';
-import type { BrokerLogger } from '../../src/messaging/logger.js';
 import { createRabbitMqBroker, type RabbitMqBrokerOptions } from '../../src/messaging/rabbitmq.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { waitFor } from './broker-contract.js';
-
-export interface LogLine {
-  readonly level: 'info' | 'warn' | 'error';
-  readonly obj: Record<string, unknown>;
-  readonly msg: string;
-}
-
-/** A logger that keeps every line, so tests can check what an operator would read. */
-export function recordingLogger(): BrokerLogger & { lines: LogLine[]; withMessage(msg: string): LogLine[] } {
-  const lines: LogLine[] = [];
-  const at = (level: LogLine['level']) => (obj: object, msg: string) => void lines.push({ level, obj: obj as Record<string, unknown>, msg });
-  return { lines, info: at('info'), warn: at('warn'), error: at('error'), withMessage: (msg) => lines.filter((line) => line.msg === msg) };
-}
 
 /**
  * Brokers on exchanges of their own against the real RabbitMQ, optionally behind a TCP proxy; an
