@@ -3,6 +3,7 @@ import { describe, expect, inject, it } from 'vitest';
 import type { BrokerState, Delivery } from '../../src/messaging/broker.js';
 import { publications } from '../helpers/events.js';
 import { collector, makeEvents, waitFor } from './broker-contract.js';
+import { shortString, startFrameInjector } from './frame-injector.js';
 import { rabbitFixture } from './rabbitmq-fixture.js';
 import { recordingLogger } from './recording-logger.js';
 
@@ -325,5 +326,27 @@ describe.skipIf(!url)('RabbitMQ broker failures', () => {
     await broker.close();
 
     expect(states).toEqual(['down']);
+  });
+});
+
+describe.skipIf(!url)('RabbitMQ flow control', () => {
+  const rabbit = rabbitFixture(url);
+
+  it('when RabbitMQ blocks and then unblocks publishes, then both are logged with the reason', async () => {
+    const target = new URL(url);
+    const injector = await startFrameInjector({ host: target.hostname, port: Number(target.port || 5672) });
+    target.port = String(injector.port);
+    const logger = recordingLogger();
+    const { broker } = rabbit.newBroker({ url: target.toString(), logger, heartbeatSeconds: 600 });
+    await waitFor(() => expect(broker.state()).toBe('up'));
+
+    injector.sendMethod(10, 60, shortString('low on memory')); // connection.blocked
+    await waitFor(() => expect(logger.withMessage('RabbitMQ is blocking publishes')).toEqual([{ level: 'warn', obj: { reason: 'low on memory' }, msg: 'RabbitMQ is blocking publishes' }]));
+    injector.sendMethod(10, 61); // connection.unblocked
+    await waitFor(() => expect(logger.withMessage('RabbitMQ accepts publishes again')).toEqual([{ level: 'info', obj: {}, msg: 'RabbitMQ accepts publishes again' }]));
+
+    expect(broker.state()).toBe('up');
+    await broker.close();
+    await injector.close();
   });
 });
