@@ -3,7 +3,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openDatabase, type Database, type Queryable } from '../../src/db/client.js';
 import { migrate } from '../../src/db/migrate.js';
-import { backlog, deleteShippedBefore, eventsAfter, LOG_START, readAfter, readCheckpoint, saveCheckpoint, type LogPosition } from '../../src/outbox/store.js';
+import { backlog, deleteShippedBefore, eventsAfter, LOG_START, oldestUnsentAge, readAfter, readCheckpoint, saveCheckpoint, type LogPosition } from '../../src/outbox/store.js';
 import { createTestDatabase, databaseKinds, type TestDatabase } from '../helpers/databases.js';
 
 for (const { kind, skip } of databaseKinds()) {
@@ -112,6 +112,54 @@ for (const { kind, skip } of databaseKinds()) {
       expect(await deleteShippedBefore(db, 72)).toBe(0);
       const [left] = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox');
       expect(left!.n).toBe(1);
+    });
+
+    it('when an event is read, then it comes with its id, type, order, JSON as stored and the request that wrote it, if any', async () => {
+      const id = randomUUID();
+      const payload = JSON.stringify({ id, type: 'order.status_changed', schema_version: 1, order_id: 42, sequence: 2 });
+      await db.query('INSERT INTO outbox (event_id, order_id, sequence, type, payload, request_id) VALUES ($1, $2, $3, $4, $5, $6)', [
+        id, 42, 2, 'order.status_changed', payload, 'req-7',
+      ]);
+      const without = await write(43, 1);
+      const [event, other] = await readableAfter(LOG_START, 2);
+      expect(event).toStrictEqual({ at: event!.at, id, type: 'order.status_changed', orderId: 42, json: JSON.stringify(JSON.parse(payload)), requestId: 'req-7' });
+      expect(typeof event!.at.xid).toBe('string');
+      expect(event!.at.position).toBeGreaterThan(0);
+      expect(other!.id).toBe(without);
+      expect(other!.requestId).toBeUndefined();
+      expect(other!.orderId).toBe(43);
+    });
+
+    it('when a batch is read, then it holds at most the limit, the first ones in log order, and the next batch starts right after it', async () => {
+      const written: string[] = [];
+      for (let order = 1; order <= 5; order++) written.push(await write(order, 1));
+      await readableAfter(LOG_START, 5);
+      const batches: string[][] = [];
+      let at = LOG_START;
+      for (;;) {
+        const batch = await readAfter(db, at, 2);
+        if (batch.length === 0) break;
+        expect(batch.length).toBeLessThanOrEqual(2);
+        batches.push(ids(batch));
+        at = batch.at(-1)!.at;
+      }
+      expect(batches).toEqual([written.slice(0, 2), written.slice(2, 4), written.slice(4)]);
+    });
+
+    it('when events wait after the checkpoint, then the oldest unsent age is that of the first of them; 0 when none waits', async () => {
+      expect(await oldestUnsentAge(db)).toBe(0);
+      await write(1, 1);
+      await write(2, 1);
+      await readableAfter(LOG_START, 2);
+      await db.query("UPDATE outbox SET created_at = now() - interval '30 seconds' WHERE order_id = 1");
+      await db.query("UPDATE outbox SET created_at = now() - interval '10 seconds' WHERE order_id = 2");
+      expect(await oldestUnsentAge(db)).toBeCloseTo(30, 0);
+      const [first] = await readAfter(db, LOG_START, 1);
+      await saveCheckpoint(db, first!.at);
+      expect(await oldestUnsentAge(db)).toBeCloseTo(10, 0);
+      // A clock that stepped back makes no negative age.
+      await db.query("UPDATE outbox SET created_at = now() + interval '1 hour'");
+      expect(await oldestUnsentAge(db)).toBe(0);
     });
 
     // Two transactions at once need two connections: PGlite runs one at a time, so this is PostgreSQL's.
