@@ -147,3 +147,28 @@ describe.skipIf(!url)('RabbitMQ consumer', () => {
     expect(seen.map((d) => [d.event.id, d.redelivered])).toEqual(events.map((e) => [e.id, false]));
   });
 });
+
+describe.skipIf(!url)('RabbitMQ durable queue types', () => {
+  const rabbit = rabbitFixture(url);
+
+  it('when queues are to be quorum queues, then both the declared queue and a consumer queue are created as quorum queues', async () => {
+    const declared = rabbit.newQueue();
+    const consumed = rabbit.newQueue();
+    const { broker } = await rabbit.upBroker({ declareQueues: [declared], durableQueueType: 'quorum' });
+    await broker.consume({ durable: true, queue: consumed, prefetch: 1 }, collector().handler);
+    const channel = await rabbit.channel();
+
+    // Declaring again with the same arguments succeeds only if the queue already has them.
+    for (const queue of [declared, consumed]) await channel.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+    await channel.close();
+  });
+
+  it('when no type is given, then the queues are classic', async () => {
+    const declared = rabbit.newQueue();
+    await rabbit.upBroker({ declareQueues: [declared] });
+    const channel = await rabbit.channel();
+
+    await channel.assertQueue(declared, { durable: true, arguments: { 'x-queue-type': 'classic' } });
+    await channel.close();
+  });
+});

@@ -61,8 +61,8 @@ describe.skipIf(!url)('RabbitMQ broker failures', () => {
     await waitFor(() => expect(broker.state()).not.toBe('up'));
     await proxy.restore();
 
-    // The first delay is 25 to 50 ms; carried on from the outage before, it would be seconds.
-    await waitFor(() => expect(broker.state()).toBe('up'), 1000);
+    // The first delay is 25 to 50 ms; carried on from the outage before, it would be 1.6 to 3.2 s.
+    await waitFor(() => expect(broker.state()).toBe('up'), 1500);
   });
 
   it('when the connection drops, then listeners hear each change of state once, ending up', async () => {
@@ -91,8 +91,8 @@ describe.skipIf(!url)('RabbitMQ broker failures', () => {
     const first = proxy.accepted;
     await sleep(2000);
 
-    // Delays of 200 to 400 ms: 5 to 10 in 2 s, and 10 only if every one were the shortest.
-    expect(proxy.accepted - first).toBeGreaterThanOrEqual(4);
+    // Delays of 200 to 400 ms: 5 to 10 in 2 s, and 10 only if every one were the shortest (a loaded machine makes fewer).
+    expect(proxy.accepted - first).toBeGreaterThanOrEqual(3);
     expect(proxy.accepted - first).toBeLessThanOrEqual(9);
   });
 
@@ -102,11 +102,11 @@ describe.skipIf(!url)('RabbitMQ broker failures', () => {
     await waitFor(() => expect(proxy.accepted).toBeGreaterThan(0));
 
     const first = proxy.accepted;
-    await sleep(2000);
+    await sleep(3000);
 
-    // 20-40, 40-80, then 80-160 ms: at least 12 attempts in 2 s, and without a ceiling only about 6.
-    expect(proxy.accepted - first).toBeGreaterThanOrEqual(12);
-    expect(proxy.accepted - first).toBeLessThanOrEqual(27);
+    // 20-40, 40-80, then 80-160 ms: about 25 attempts in 3 s; doubling without a ceiling, 8 at most.
+    expect(proxy.accepted - first).toBeGreaterThanOrEqual(10);
+    expect(proxy.accepted - first).toBeLessThanOrEqual(40);
   });
 
   it('when the exchange is deleted under it, then a publish fails, the channel error is logged, and it declares the exchange again', async () => {
@@ -315,6 +315,40 @@ describe.skipIf(!url)('RabbitMQ broker failures', () => {
     rabbit.newBroker({ url: tls.toString(), logger: tlsLogger, connectTimeoutMs: 1000 });
     await waitFor(() => expect(tlsLogger.withMessage('cannot connect to RabbitMQ; retrying with back-off')).toHaveLength(1));
     expect(tlsLogger.withMessage('cannot connect to RabbitMQ; retrying with back-off')[0]!.obj.target).toBe(`${tls.hostname}:5671`);
+  });
+
+  it('when closed while still connecting, then it never comes up and leaves nothing on RabbitMQ', async () => {
+    const logger = recordingLogger();
+    const { broker, exchange, proxy } = await rabbit.proxiedBroker({ logger });
+    const states: BrokerState[] = [];
+    broker.onStateChange((state) => states.push(state));
+    // Slow enough that the AMQP handshake alone takes over a second.
+    proxy.latency(200);
+    await waitFor(() => expect(proxy.accepted).toBe(1));
+    await sleep(100);
+
+    await broker.close();
+
+    expect(states).toEqual(['down']);
+    expect(logger.withMessage('connected to RabbitMQ')).toEqual([]);
+    const channel = await rabbit.channel();
+    channel.on('error', () => {});
+    await expect(channel.checkExchange(exchange)).rejects.toMatchObject({ code: 404 });
+  });
+
+  it('when closed while setting up its channels, then it never reports up', async () => {
+    const logger = recordingLogger();
+    const { broker, proxy } = await rabbit.proxiedBroker({ logger, connectTimeoutMs: 10_000 });
+    const states: BrokerState[] = [];
+    broker.onStateChange((state) => states.push(state));
+    proxy.latency(300);
+    // About three round trips of 600 ms for the handshake, then three for the setup: close during the setup.
+    await sleep(2700);
+
+    await broker.close();
+
+    expect(states).toEqual(['down']);
+    expect(logger.withMessage('connected to RabbitMQ')).toEqual([]);
   });
 
   it('when closed twice, then the second close does nothing', async () => {
