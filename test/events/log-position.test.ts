@@ -30,7 +30,7 @@ describe('log positions', () => {
   });
 
   it('when a header is not a position, then it is not taken for one', () => {
-    for (const bad of [undefined, 42, '', '12', ':3', '3:', 'a:1', '1:b', '1:2:3', ' 1:2', '1:2 ', '-1:2', '1:-2', '1.5:2', '123456789012345678901:1']) {
+    for (const bad of [undefined, 42, ['1:2'], '', '12', ':3', '3:', 'a:1', '1:b', '1:2:3', ' 1:2', '1:2 ', '-1:2', '1:-2', '1.5:2', '123456789012345678901:1']) {
       expect(parsePosition(bad), JSON.stringify(bad)).toBeUndefined();
     }
   });

@@ -129,7 +129,7 @@ describe('broadcast', () => {
 
     await notifier.close();
 
-    for (const client of clients) expect((await client.closed).code).toBe(1001);
+    for (const client of clients) expect(await client.closed).toEqual({ code: 1001, reason: 'server shutting down' });
     expect(notifier.hub.clientCount()).toBe(0);
   });
 });

@@ -184,3 +184,89 @@ describe('keep-alive defaults', () => {
   });
 
 });
+
+describe('send buffer bound', () => {
+  it('when no bound is given, then a client that stops reading is closed with 4008 past 1 MiB', async () => {
+    notifier = await startNotifier({ hub: { closeGraceMs: 10_000 } });
+    const stalled = await connect(notifier.url());
+    stalled.ws.pause();
+
+    for (let orderId = 1; notifier.hub.stats().slowConsumerDisconnects === 0; orderId++) {
+      if (orderId > 2000) throw new Error('no slow consumer was disconnected after 2000 large events');
+      notifier.hub.broadcast(makeEvent({ orderId, padding: 64 * 1024 }));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+
+    expect(notifier.hub.stats().peakBufferedBytes).toBeGreaterThan(512 * 1024);
+    expect(notifier.hub.stats().peakBufferedBytes).toBeLessThanOrEqual(1024 * 1024);
+    stalled.ws.resume();
+    expect(await stalled.closed).toEqual({ code: 4008, reason: 'slow consumer: send buffer over 1048576 bytes' });
+  });
+
+  it('when an idle client gets one event larger than the bound, then it gets it', async () => {
+    notifier = await startNotifier({ hub: { maxBufferedBytes: 1024 } });
+    const client = await connect(notifier.url());
+    const large = makeEvent({ padding: 8 * 1024 });
+
+    notifier.hub.broadcast(large);
+
+    expect((await client.waitForEvents(1))[0]?.id).toBe(large.id);
+    expect(notifier.hub.stats().slowConsumerDisconnects).toBe(0);
+  });
+
+  it('when a slow consumer is still closing, then later events are neither written to it nor counted against it again', async () => {
+    notifier = await startNotifier({ hub: { maxBufferedBytes: 256 * 1024, closeGraceMs: 10_000 } });
+    const stalled = await connect(notifier.url());
+    stalled.ws.pause();
+    let orderId = 0;
+    while (notifier.hub.stats().slowConsumerDisconnects === 0 && orderId < 2000) {
+      notifier.hub.broadcast(makeEvent({ orderId: ++orderId, padding: 64 * 1024 }));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const framesWhenClosed = notifier.hub.stats().framesSent;
+
+    for (let i = 0; i < 5; i++) notifier.hub.broadcast(makeEvent({ orderId: ++orderId, padding: 64 * 1024 }));
+
+    expect(notifier.hub.clientCount()).toBe(1);
+    expect(notifier.hub.stats()).toMatchObject({ slowConsumerDisconnects: 1, framesSent: framesWhenClosed });
+    stalled.ws.resume();
+    expect((await stalled.closed).code).toBe(4008);
+  });
+
+  it('when a buffer has drained, then the peak still reports the largest it reached', async () => {
+    notifier = await startNotifier();
+    const client = await connect(notifier.url());
+    client.ws.pause();
+    let sent = 0;
+    // Until the kernel's buffers are full and the socket's own one starts to hold bytes.
+    while (notifier.hub.stats().bufferedBytes === 0 && sent < 2000) {
+      notifier.hub.broadcast(makeEvent({ orderId: ++sent, padding: 64 * 1024 }));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const peakSeen = notifier.hub.stats().bufferedBytes;
+    client.ws.resume();
+    await client.waitForEvents(sent, 10_000);
+    await waitFor(() => notifier.hub.stats().bufferedBytes === 0, 5000, 'the buffer to drain');
+
+    notifier.hub.broadcast(makeEvent({ orderId: ++sent }));
+    await client.waitForEvents(sent);
+
+    expect(peakSeen).toBeGreaterThan(0);
+    expect(notifier.hub.stats().peakBufferedBytes).toBeGreaterThanOrEqual(peakSeen);
+  });
+});
+
+describe('resume filters', () => {
+  it('when a resuming client filters by client_email, then the replay matches it whatever the case', async () => {
+    const table = createEventTable();
+    notifier = await startNotifier({ replayAfter: async (id) => table.after(id) });
+    const [start, jane] = table.record(makeEvent({ orderId: 1 }), makeEvent({ orderId: 2, email: 'JANE.Roe@example.COM' }), makeEvent({ orderId: 3 }));
+
+    const client = await connect(notifier.url({ after: start!.id, client_email: 'jane.roe@Example.com' }));
+    const live = makeEvent({ orderId: 2, sequence: 2, email: 'jane.roe@example.com' });
+    notifier.hub.broadcast(live);
+
+    await client.waitForEvents(2);
+    expect(client.events.map((e) => e.id)).toEqual([jane!.id, live.id]);
+  });
+});
