@@ -1,5 +1,5 @@
 import fastifyWebsocket from '@fastify/websocket';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -9,7 +9,7 @@ import { createNotificationHub } from '../../src/notifications/hub.js';
 import { notificationRoutes, notificationWebsocketOptions } from '../../src/notifications/routes.js';
 import { connect, makeEvent } from './harness.js';
 
-let app: FastifyInstance | undefined;
+let app: { close(): Promise<unknown> } | undefined;
 afterEach(async () => {
   await app?.close();
   app = undefined;
@@ -24,13 +24,14 @@ describe('a WebSocket handler that throws', () => {
         done();
       },
     });
-    app = Fastify({ loggerInstance: pino({ level: 'debug' }, sink) });
+    const server = Fastify({ loggerInstance: pino({ level: 'debug' }, sink) });
+    app = server;
     const hub = createNotificationHub();
-    await app.register(fastifyWebsocket, notificationWebsocketOptions(hub));
+    await server.register(fastifyWebsocket, notificationWebsocketOptions(hub));
     // Wired without a replay source: a resume cannot be served, so the hub refuses the socket by throwing.
-    await app.register(notificationRoutes, { hub, replayAfter: undefined as unknown as ReplayAfter });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const { port } = app.server.address() as AddressInfo;
+    await server.register(notificationRoutes, { hub, replayAfter: undefined as unknown as ReplayAfter });
+    await server.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = server.server.address() as AddressInfo;
 
     const client = await connect(`ws://127.0.0.1:${port}/ws/notifications?after=${makeEvent().id}`);
 
