@@ -8,7 +8,7 @@ import type { Broker, BrokerState } from '../../src/messaging/broker.js';
 import { createInProcessBroker } from '../../src/messaging/in-process.js';
 import { startOutboxRelay, type OutboxRelay, type RelayOptions } from '../../src/outbox/relay.js';
 import { LOG_START, readAfter, readCheckpoint } from '../../src/outbox/store.js';
-import { createTestDatabase, databaseKinds } from '../helpers/databases.js';
+import { createTestDatabase, databaseKinds, type TestDatabase } from '../helpers/databases.js';
 import { makeEvent } from '../helpers/events.js';
 
 /** Records what the relay logs, fields included. */
@@ -47,7 +47,7 @@ function switchableBroker() {
     rejectWith: undefined as Error | undefined,
     /** Confirms wait for release() while set. */
     holdConfirms: false,
-    held: [] as (() => void)[],
+    held: [] as { resolve(): void; reject(error: Error): void }[],
     /** When each publish was asked for, in ms, and how many events it carried. */
     publishes: [] as { at: number; events: number }[],
     setState(state: BrokerState) {
@@ -55,14 +55,17 @@ function switchableBroker() {
       for (const listener of listeners) listener(state);
     },
     releaseOne() {
-      control.held.shift()?.();
+      control.held.shift()?.resolve();
+    },
+    rejectHeld(error: Error) {
+      for (const publish of control.held.splice(0)) publish.reject(error);
     },
   };
   const broker: Broker = {
     async publish(batch) {
       control.publishes.push({ at: performance.now(), events: batch.length });
       if (control.rejectWith) throw control.rejectWith;
-      if (control.holdConfirms) await new Promise<void>((resolve) => control.held.push(resolve));
+      if (control.holdConfirms) await new Promise<void>((resolve, reject) => control.held.push({ resolve, reject }));
       await inner.publish(batch);
     },
     consume: (options, handler) => inner.consume(options, handler),
@@ -85,12 +88,21 @@ for (const { kind, skip } of databaseKinds()) {
     });
 
     async function database(): Promise<Database> {
+      return (await databaseWithUrl()).db;
+    }
+
+    async function databaseWithUrl(): Promise<{ db: Database; test: TestDatabase }> {
       const test = await createTestDatabase(kind);
       cleanups.push(() => test.drop());
       const db = await openDatabase({ url: test.url });
       cleanups.push(() => db.close());
       await migrate(db);
-      return db;
+      return { db, test };
+    }
+
+    /** Waits until the log reads `count` events: a transaction open anywhere on the server holds them back. */
+    async function readable(db: Database, count: number): Promise<void> {
+      await expect.poll(async () => (await readAfter(db, LOG_START, count + 1)).length, { timeout: 10_000, interval: 20 }).toBe(count);
     }
 
     async function write(db: Database, events: OrderEvent[]): Promise<void> {
@@ -133,7 +145,9 @@ for (const { kind, skip } of databaseKinds()) {
       control.rejectWith = new Error('message nacked');
       const events = orderEvents(1);
       await write(db, events);
-      relay({ db, broker, logger, metrics, maxBackoffMs: 400 });
+      await readable(db, events.length);
+      // No sweep during the test: only the back-off brings each retry.
+      relay({ db, broker, logger, metrics, maxBackoffMs: 400, sweepMs: 600_000 });
       await expect.poll(() => control.publishes.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(6);
       control.rejectWith = undefined;
 
@@ -150,6 +164,8 @@ for (const { kind, skip } of databaseKinds()) {
       expect(logger.warnings()[0]).toMatchObject({ msg: BROKER_WARNING, obj: { err: { message: 'message nacked' } } });
       expect(metrics.failures.length).toBeGreaterThanOrEqual(6);
       expect(new Set(metrics.failures)).toEqual(new Set(['broker']));
+      // A broker failure keeps the relay's session and lock.
+      expect(logger.count('outbox relay active')).toBe(1);
 
       await expect.poll(() => got.length, { timeout: 5_000 }).toBe(events.length);
       expect(got.map((e) => e.id)).toEqual(events.map((e) => e.id));
@@ -202,7 +218,7 @@ for (const { kind, skip } of databaseKinds()) {
       const fifthAt = performance.now();
       expect(control.publishes).toEqual([]);
       expect(logger.warnings()).toHaveLength(1);
-      expect(logger.warnings()[0]).toMatchObject({ msg: BROKER_WARNING, obj: { err: { message: 'RabbitMQ is down' } } });
+      expect(logger.warnings()[0]).toMatchObject({ msg: BROKER_WARNING, obj: { err: { name: 'BrokerUnavailable', message: 'RabbitMQ is down' } } });
 
       for (let i = 0; i < 5; i++) {
         running.wake();
@@ -233,6 +249,23 @@ for (const { kind, skip } of databaseKinds()) {
       await sleep(300);
       expect(control.publishes).toHaveLength(5);
       expect(running.isActive()).toBe(false);
+    });
+
+    it('when stopped while a publish awaits its confirm and it then fails, then it stops without a warning or a retry', async () => {
+      const { db, broker, control, logger, metrics } = await setUp();
+      control.holdConfirms = true;
+      await write(db, orderEvents(1));
+      const running = relay({ db, broker, logger, metrics, stopGraceMs: 2_000 });
+      await expect.poll(() => control.held.length, { timeout: 10_000 }).toBe(1);
+      const stopping = running.stop();
+      await sleep(50);
+      control.rejectHeld(new Error('channel closed'));
+      await stopping;
+      await sleep(300);
+      expect(metrics.failures).toEqual([]);
+      expect(logger.warnings()).toEqual([]);
+      expect(control.publishes).toHaveLength(1);
+      expect(await readCheckpoint(db)).toEqual(LOG_START);
     });
 
     it('when confirms are slow, then no more than the in-flight limit of batches wait for them, and the checkpoint passes only confirmed ones', async () => {
@@ -293,12 +326,20 @@ for (const { kind, skip } of databaseKinds()) {
       expect(got.map((e) => e.id)).toEqual(events.map((e) => e.id));
     });
 
-    it('when its database work fails, then it warns once naming the database error, and ships once the database answers again', async () => {
-      const { db, broker, got, logger, metrics } = await setUp();
+    it('when its database work fails, then it warns once naming the database error, gives its connection back, and ships once the database answers again', async () => {
+      const { db, test } = await databaseWithUrl();
+      const { broker } = switchableBroker();
+      cleanups.push(() => broker.close());
+      const got = await tap(broker);
+      const logger = recordingLogger();
+      const metrics = recordingMetrics();
+      // One connection only: a session not given back after a failure would leave the relay none.
+      const relayDb = kind === 'postgres' ? await openDatabase({ url: test.url, poolSize: 1 }) : db;
+      if (relayDb !== db) cleanups.push(() => relayDb.close());
       const events = orderEvents(1);
       await write(db, events);
       await db.query('ALTER TABLE outbox_checkpoint RENAME TO outbox_checkpoint_away');
-      const running = relay({ db, broker, logger, metrics });
+      const running = relay({ db: relayDb, broker, logger, metrics });
       await expect.poll(() => metrics.failures.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
       expect(running.isActive()).toBe(false);
       expect(new Set(metrics.failures)).toEqual(new Set(['database']));
@@ -313,6 +354,7 @@ for (const { kind, skip } of databaseKinds()) {
       await expect.poll(() => got.length, { timeout: 5_000 }).toBe(events.length);
       expect(running.isActive()).toBe(true);
       await expect.poll(() => logger.count(RECOVERED)).toBe(1);
+      expect(logger.warnings()).toHaveLength(1);
     });
 
     it('when the log cannot be read while it is active, then it gives up its session, warns, and takes the lead again once it can', async () => {

@@ -7,6 +7,7 @@ import type { OrderEvent } from '../../src/events/envelope.js';
 import type { Broker } from '../../src/messaging/broker.js';
 import { createInProcessBroker } from '../../src/messaging/in-process.js';
 import { startOutboxRelay, WAKE_CHANNEL, type OutboxRelay } from '../../src/outbox/relay.js';
+import { LOG_START, readAfter } from '../../src/outbox/store.js';
 import { createTestDatabase, databaseKinds, type TestDatabase } from '../helpers/databases.js';
 import { makeEvent } from '../helpers/events.js';
 
@@ -46,8 +47,8 @@ for (const { kind, skip } of databaseKinds()) {
     }
 
     /** A relay whose sweep never comes during a test: only a wake can make it look. */
-    function relay(db: Database, broker: Broker): OutboxRelay {
-      const started = startOutboxRelay({ db, broker, logger: silent, sweepMs: 600_000 });
+    function relay(db: Database, broker: Broker, batchSize?: number): OutboxRelay {
+      const started = startOutboxRelay({ db, broker, logger: silent, sweepMs: 600_000, batchSize });
       cleanups.push(() => started.stop());
       return started;
     }
@@ -70,6 +71,22 @@ for (const { kind, skip } of databaseKinds()) {
       const events = [makeEvent({ orderId: 1 }), makeEvent({ orderId: 2 })];
       await write(db, events);
       await wakeUntil(running, () => got.length === events.length);
+      expect(got.map((e) => e.id)).toEqual(events.map((e) => e.id));
+    });
+
+    it('when more than a batch waits, then one wake ships all of it', async () => {
+      const { db } = await database();
+      const broker = createInProcessBroker();
+      cleanups.push(() => broker.close());
+      const got = await tap(broker);
+      const running = relay(db, broker, 5);
+      await expect.poll(() => running.isActive(), { timeout: 10_000 }).toBe(true);
+      await sleep(100);
+      const events = Array.from({ length: 4 }, (_, i) => [1, 2, 3].map((sequence) => makeEvent({ orderId: i + 1, sequence }))).flat();
+      await write(db, events);
+      await expect.poll(async () => (await readAfter(db, LOG_START, 100)).length, { timeout: 10_000, interval: 20 }).toBe(events.length);
+      running.wake();
+      await expect.poll(() => got.length, { timeout: 5_000 }).toBe(events.length);
       expect(got.map((e) => e.id)).toEqual(events.map((e) => e.id));
     });
 
@@ -111,7 +128,8 @@ for (const { kind, skip } of databaseKinds()) {
           },
           session: () => (sessions++, other.session()),
         };
-        const standby = startOutboxRelay({ db: counted, broker, logger: silent, sweepMs: 50 });
+        const warnings: string[] = [];
+        const standby = startOutboxRelay({ db: counted, broker, logger: { info: () => undefined, warn: (_obj, msg) => void warnings.push(msg) }, sweepMs: 50 });
         cleanups.push(() => standby.stop());
         await sleep(300);
         expect(standby.isActive()).toBe(false);
@@ -129,6 +147,44 @@ for (const { kind, skip } of databaseKinds()) {
         for (let i = 0; i < 5; i++) standby.wake();
         await sleep(200);
         expect(notifies).toHaveLength(2);
+        expect(warnings).toEqual([]);
+      });
+
+      it('when a standby loses the race for the lock, then it gives its connection back, and takes over once the active relay stops', async () => {
+        const { db, test } = await database();
+        const broker = createInProcessBroker();
+        cleanups.push(() => broker.close());
+        const got = await tap(broker);
+        // One connection only: a session kept after the lost race would leave the standby none.
+        const other = await openDatabase({ url: test.url, poolSize: 1 });
+        cleanups.push(() => other.close());
+        let active: OutboxRelay | undefined;
+        // The other relay takes the lock just after the standby saw it free.
+        const racing: Database = {
+          ...other,
+          query: async <T,>(text: string, params?: readonly unknown[], name?: string): Promise<T[]> => {
+            const rows = await other.query<T>(text, params, name);
+            if (!active && text.includes('pg_locks')) {
+              active = relay(db, broker);
+              await expect.poll(() => active!.isActive(), { timeout: 10_000 }).toBe(true);
+            }
+            return rows;
+          },
+        };
+        const warnings: string[] = [];
+        const standby = startOutboxRelay({ db: racing, broker, logger: { info: () => undefined, warn: (_obj, msg) => void warnings.push(msg) }, sweepMs: 50 });
+        cleanups.push(() => standby.stop());
+        await expect.poll(() => active?.isActive(), { timeout: 10_000 }).toBe(true);
+        await sleep(500);
+        expect(standby.isActive()).toBe(false);
+        expect(warnings).toEqual([]);
+
+        await active!.stop();
+        await expect.poll(() => standby.isActive(), { timeout: 5_000 }).toBe(true);
+        const events = [makeEvent()];
+        await write(db, events);
+        await wakeUntil(standby, () => got.length === events.length);
+        expect(warnings).toEqual([]);
       });
     });
   });
