@@ -67,3 +67,29 @@ describe('the OpenAPI document agrees with the service', () => {
     }
   });
 });
+
+describe('what the document says about problems and keys', () => {
+  it('when a status is a problem, then its description says what it means on any route; answers that are not problems keep theirs', async () => {
+    const doc = (await documentOf({ API_KEYS: 'k1', API_READ_KEYS: 'reader' })) as Document & {
+      paths: Record<string, Record<string, { responses: Record<string, { description?: string; content?: Record<string, unknown> }> }>>;
+    };
+    const create = doc.paths['/orders']!.post!.responses;
+    expect(create['401']!.description).toBe('No valid bearer key (unauthorized)');
+    expect(create['403']!.description).toBe('This key may only read (forbidden)');
+    expect(create['413']!.description).toBe('The body is over 64 KiB (payload_too_large)');
+    expect(create['415']!.description).toBe('The body is not application/json (unsupported_media_type)');
+    expect(create['429']!.description).toBe('Over the rate limit (rate_limited); Retry-After says when to retry');
+    expect(create['503']!.description).toBe('A dependency does not answer, or the instance is shutting down (service_unavailable); retry');
+    expect(doc.paths['/orders/{id}']!.patch!.responses['412']!.description).toBe('If-Match names a version the order has moved past (precondition_failed)');
+    expect(Object.keys(create['201']!.content ?? {})).toEqual(['application/json']);
+    expect(Object.keys(create['401']!.content ?? {})).toEqual(['application/problem+json']);
+    const id = doc.paths['/orders/{id}']!.get!.parameters!.find((p) => p.name === 'id');
+    expect(id).toMatchObject({ in: 'path', required: true });
+  });
+
+  it('when the service runs open, then the document names no security scheme and asks for none', async () => {
+    const doc = await documentOf();
+    expect(doc.components.securitySchemes).toBeUndefined();
+    expect(doc.security ?? []).toEqual([]);
+  });
+});
