@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Queryable } from '../../src/db/client.js';
 import { claimKey, fingerprint, LEASE_SECONDS } from '../../src/orders/idempotency.js';
@@ -31,6 +32,10 @@ describe('Idempotency-Key when requests fail, race or lose their lease', () => {
     expect(again.json()).toEqual(first.json());
     expect(fingerprint({ b: { d: 1, c: [2, { f: 3, e: 4 }] }, a: null })).toBe(fingerprint({ a: null, b: { c: [2, { e: 4, f: 3 }], d: 1 } }));
     expect(fingerprint([1, 2])).not.toBe(fingerprint({ 0: 1, 1: 2 }));
+    // Keys in alphabetical order, so fingerprints stored by an earlier release still match after an upgrade.
+    expect(fingerprint({ quantity: 2, client_name: 'A', product_id: 1 })).toBe(
+      createHash('sha256').update('{"client_name":"A","product_id":1,"quantity":2}').digest('base64url'),
+    );
     expect(fingerprint({ a: 1, b: 2 })).not.toBe(fingerprint({ a: 2, b: 1 }));
   });
 
@@ -115,6 +120,18 @@ describe('Idempotency-Key when requests fail, race or lose their lease', () => {
       const removedByMaintenance = interleaved('SELECT fingerprint', () => service.db.query("DELETE FROM idempotency_keys WHERE key = 'open:removed'"));
       const claim = await claimKey(removedByMaintenance, 'open:removed', print);
       const [row] = await service.db.query<{ lease: string }>("SELECT created_at::text AS lease FROM idempotency_keys WHERE key = 'open:removed'");
+      expect(claim).toEqual({ kind: 'claimed', lease: row!.lease });
+    });
+
+    it('when the lease ran out a moment before the key is read, then the claim takes it over', async () => {
+      const print = fingerprint(orderInput());
+      await service.db.query(IN_FLIGHT, ['boundary', print, 0]);
+      // Aged just past its lease right before it is read, so the seconds left round to zero.
+      const expiring = interleaved('SELECT fingerprint', () =>
+        service.db.query("UPDATE idempotency_keys SET created_at = now() - make_interval(secs => $1) WHERE key = 'open:boundary'", [LEASE_SECONDS + 0.001]),
+      );
+      const claim = await claimKey(expiring, 'open:boundary', print);
+      const [row] = await service.db.query<{ lease: string }>("SELECT created_at::text AS lease FROM idempotency_keys WHERE key = 'open:boundary'");
       expect(claim).toEqual({ kind: 'claimed', lease: row!.lease });
     });
 
