@@ -1,0 +1,64 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
+import { CONSOLE_CSP, DEFAULT_CONSOLE_ROOT } from '../../src/http/console.js';
+import { securityOptions } from '../../src/http/security.js';
+
+let app: Awaited<ReturnType<typeof buildApp>> | undefined;
+let emptyRoot: string | undefined;
+afterEach(async () => {
+  await app?.close();
+  app = undefined;
+  if (emptyRoot) rmSync(emptyRoot, { recursive: true, force: true });
+  emptyRoot = undefined;
+});
+
+const start = async (consoleRoot: string, logger = pino({ level: 'silent' })) => {
+  app = await buildApp({ logger, security: securityOptions(loadConfig({ API_KEYS: 'k1' })), readiness: {}, consoleRoot });
+  return app;
+};
+
+describe('the console\'s files', () => {
+  it('when the console is built, then its files are served without a key, the page checked each time and assets kept for a year, under the console\'s policy', async () => {
+    await start(DEFAULT_CONSOLE_ROOT);
+    const asset = readdirSync(path.join(DEFAULT_CONSOLE_ROOT, 'assets')).find((name) => name.endsWith('.js'))!;
+
+    const page = await app!.inject({ method: 'GET', url: '/' });
+    const file = await app!.inject({ method: 'GET', url: `/assets/${asset}` });
+
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toMatch(/text\/html/);
+    expect(page.headers['cache-control']).toBe('no-cache');
+    expect(page.headers['content-security-policy']).toBe(CONSOLE_CSP);
+    expect(file.statusCode).toBe(200);
+    expect(file.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+    expect(file.headers['content-security-policy']).toBe(CONSOLE_CSP);
+    expect((await app!.inject({ method: 'GET', url: '/assets/no-such-file.js' })).statusCode).toBe(401);
+  });
+
+  it('when the console is not built, then GET / is 503 saying how to build it, and a warning says so at start', async () => {
+    emptyRoot = mkdtempSync(path.join(tmpdir(), 'no-console-'));
+    let logged = '';
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        logged += chunk.toString();
+        done();
+      },
+    });
+    await start(emptyRoot, pino({ level: 'warn' }, sink));
+
+    const page = await app!.inject({ method: 'GET', url: '/' });
+
+    expect(page.statusCode).toBe(503);
+    expect(page.json()).toMatchObject({ code: 'service_unavailable', detail: 'The console is not built: run `npm run build` (npm start does it).' });
+    const warnings = logged.trim().split('\n').map((line) => JSON.parse(line) as { level: number; msg: string; root?: string });
+    expect(warnings).toContainEqual(
+      expect.objectContaining({ level: 40, root: emptyRoot, msg: 'the console is not built: GET / answers 503 until `npm run build` has run' }),
+    );
+  });
+});
