@@ -137,3 +137,35 @@ describe('configuration errors', () => {
     expect(loadConfig({ DATABASE_URL: 'postgres://given/db', DATABASE_USER: 'app' }).DATABASE_URL).toBe('postgres://given/db');
   });
 });
+
+describe('configuration values', () => {
+  it('when nothing is set, then every named default applies', () => {
+    expect(loadConfig({})).toMatchObject({
+      ROLE: 'all',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      DATA_DIR: './data',
+      RABBITMQ_EXCHANGE: 'orders',
+      RABBITMQ_CHANGELOG_QUEUE: 'orders.changelog',
+      RABBITMQ_CHANGELOG_QUEUE_TYPE: 'classic',
+      MONGODB_DB: 'order_service',
+      readKeys: [],
+      corsOrigins: [],
+    });
+  });
+
+  it('when each allowed value of a choice is set, then it is taken as given', () => {
+    for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) expect(loadConfig({ LOG_LEVEL: level }).LOG_LEVEL).toBe(level);
+    for (const type of ['classic', 'quorum']) expect(loadConfig({ RABBITMQ_CHANGELOG_QUEUE_TYPE: type }).RABBITMQ_CHANGELOG_QUEUE_TYPE).toBe(type);
+    expect(() => loadConfig({ RABBITMQ_CHANGELOG_QUEUE_TYPE: 'stream' })).toThrow(/^invalid setting RABBITMQ_CHANGELOG_QUEUE_TYPE="stream"/);
+    const shared = { DATABASE_URL: 'postgres://db/orders', RABBITMQ_URL: 'amqp://mq' };
+    for (const role of ['all', 'api', 'notifier', 'changelog']) expect(loadConfig({ ROLE: role, ...shared }).ROLE).toBe(role);
+  });
+
+  it('when service URLs of each accepted scheme are set, then they are taken; other schemes are refused', () => {
+    const config = loadConfig({ DATABASE_URL: 'postgresql://db/orders', RABBITMQ_URL: 'amqps://mq', MONGODB_URL: 'mongodb+srv://cluster' });
+    expect(config).toMatchObject({ DATABASE_URL: 'postgresql://db/orders', RABBITMQ_URL: 'amqps://mq', MONGODB_URL: 'mongodb+srv://cluster' });
+    expect(() => loadConfig({ MONGODB_URL: 'mongo://cluster' })).toThrow(/^invalid setting MONGODB_URL=/);
+    expect(() => loadConfig({ RABBITMQ_EXCHANGE: 'x'.repeat(256) })).toThrow(/^invalid setting RABBITMQ_EXCHANGE=/);
+  });
+});
