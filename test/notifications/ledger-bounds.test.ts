@@ -81,14 +81,14 @@ describe('what the hub remembers to drop redeliveries', () => {
 
   it('when a replayed event of an order the hub knows arrives live after the replay, then the resumed client gets it once', async () => {
     const table = createEventTable();
-    notifier = await startNotifier({ hub: { pingIntervalMs: 100 }, replayAfter: async (id) => table.after(id) });
+    notifier = await startNotifier({ hub: { pingIntervalMs: 300 }, replayAfter: async (id) => table.after(id) });
     const [seen, missed] = table.record(makeEvent({ orderId: 1 }), makeEvent({ orderId: 1, sequence: 2 }));
     notifier.hub.broadcast(seen!);
 
     const client = await connect(notifier.url({ after: seen!.id }));
     await client.waitForEvents(1);
     // Several keep-alive rounds, each pruning what the live stream has passed: the missed event has not passed yet.
-    await new Promise((resolve) => setTimeout(resolve, 350));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
     expect(notifier.hub.broadcast(missed!)).toBe('broadcast');
     const next = makeEvent({ orderId: 1, sequence: 3 });
     notifier.hub.broadcast(next);
