@@ -6,6 +6,7 @@ import { changeLogOn, type ChangeCollection, type ChangeDocument } from '../../s
 import { startChangeLogWriter } from '../../src/changelog/writer.js';
 import type { Broker } from '../../src/messaging/broker.js';
 import { createInProcessBroker } from '../../src/messaging/in-process.js';
+import { publicationOf } from '../../src/messaging/broker.js';
 import { makeEvent, publications } from '../helpers/events.js';
 import { bulkWriteFailure, bulkWriteSuccess, updateReply } from './driver-errors.js';
 
@@ -35,7 +36,7 @@ function collectionDropping(drops: number) {
   return { collection, stored };
 }
 
-function recordingLogger() {
+function recordingLogger(level = 'warn') {
   const lines: Record<string, unknown>[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -43,7 +44,7 @@ function recordingLogger() {
       done();
     },
   });
-  return { logger: pino({ level: 'warn' }, stream), lines };
+  return { logger: pino({ level }, stream), lines };
 }
 
 let broker: Broker | undefined;
@@ -66,5 +67,41 @@ describe('change-log writer', () => {
 
     await broker.publish(publications(events));
     expect(writer.stats).toEqual({ consumed: 15, written: 5, duplicates: 5, failures: 1 });
+  });
+
+  it('when events are written, then each gets one info line naming its event, order, sequence and the request that wrote it', async () => {
+    broker = createInProcessBroker();
+    const { collection } = collectionDropping(0);
+    const { logger, lines } = recordingLogger('info');
+    const changeLog = changeLogOn({ collection, connect: async () => undefined, ping: async () => undefined, close: async () => undefined });
+    await startChangeLogWriter({ broker, changeLog, logger, queue: 'orders.changelog' });
+    const events = [makeEvent({ orderId: 9, sequence: 1 }), makeEvent({ orderId: 9, sequence: 2 })];
+
+    await broker.publish(events.map((event) => ({ ...publicationOf(event), requestId: 'req-42' })));
+    expect(lines).toEqual(
+      events.map((e) => expect.objectContaining({ level: 30, msg: 'order change logged', event_id: e.id, order_id: 9, sequence: e.sequence, request_id: 'req-42' })),
+    );
+  });
+
+  it('when MongoDB is slow, then at most `prefetch` deliveries (256 unless told) wait unacknowledged in the writer', async () => {
+    for (const prefetch of [undefined, 10]) {
+      broker = createInProcessBroker({ confirmTimeoutMs: 60_000 });
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const { collection } = collectionDropping(0);
+      const inner = changeLogOn({ collection, connect: async () => undefined, ping: async () => undefined, close: async () => undefined });
+      const changeLog = { ...inner, append: async (events: Parameters<typeof inner.append>[0]) => (await released, inner.append(events)) };
+      const writer = await startChangeLogWriter({ broker, changeLog, logger: recordingLogger().logger, queue: 'orders.changelog', ...(prefetch ? { prefetch } : {}) });
+      const events = Array.from({ length: 300 }, (_, i) => makeEvent({ orderId: 5, sequence: i + 1 }));
+
+      const published = broker.publish(publications(events));
+      await expect.poll(() => writer.stats.consumed).toBe(prefetch ?? 256);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(writer.stats.consumed).toBe(prefetch ?? 256);
+      release();
+      await published;
+      expect(writer.stats).toMatchObject({ consumed: 300, written: 300, failures: 0 });
+      await broker.close();
+    }
   });
 });
