@@ -224,4 +224,44 @@ describe('in-process broker', () => {
     expect(seen).toHaveLength(1);
     expect(broker.state()).toBe('down');
   });
+
+  it('when a delivery is acked or nacked more than once, then only the first counts and prefetch still holds', async () => {
+    broker = createInProcessBroker({ redeliveryDelayMs: 20 });
+    const held: Delivery[] = [];
+    const seen: string[] = [];
+    await broker.consume({ durable: true, queue: 'changelog', prefetch: 1 }, (d) => {
+      seen.push(d.event.id);
+      held.push(d);
+    });
+    const events = makeEvents(3);
+
+    void broker.publish(publications(events)).catch(() => {});
+    await waitFor(() => expect(held).toHaveLength(1));
+    held[0]!.ack();
+    held[0]!.ack();
+    held[0]!.nack();
+    await waitFor(() => expect(held).toHaveLength(2));
+    await sleep(100);
+
+    // A second ack would free a second slot: two in flight with prefetch 1; the nack would bring the event back.
+    expect(held).toHaveLength(2);
+    expect(seen).toEqual([events[0]!.id, events[1]!.id]);
+  });
+
+  it('when one publish is withdrawn, then the events of another publish waiting in the same queue stay', async () => {
+    broker = createInProcessBroker({ confirmTimeoutMs: 400 });
+    const held: Delivery[] = [];
+    await broker.consume({ durable: true, queue: 'changelog', prefetch: 1 }, (d) => void held.push(d));
+    const [first, second] = makeEvents(2);
+
+    const withdrawn = broker.publish(publications([first!]));
+    await sleep(200);
+    const kept = broker.publish(publications([second!]));
+    await expect(withdrawn).rejects.toThrow(/did not take the events/);
+    held[0]!.ack();
+
+    await waitFor(() => expect(held.map((d) => d.event.id)).toEqual([first!.id, second!.id]));
+    held[1]!.ack();
+    await expect(kept).resolves.toBeUndefined();
+  });
 });
