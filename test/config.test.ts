@@ -50,6 +50,7 @@ describe('configuration errors', () => {
       loadConfig(env);
     } catch (error) {
       expect(error).toBeInstanceOf(ConfigError);
+      expect((error as Error).name).toBe('ConfigError');
       return (error as Error).message;
     }
     throw new Error(`${JSON.stringify(env)} was accepted`);
@@ -68,6 +69,7 @@ describe('configuration errors', () => {
     // An unencoded @ in the password hides up to the last one; no user still hides the password.
     expect(messageOf({ RABBITMQ_URL: 'http://guest:pa@ss:w0rd@mq/vhost' })).toContain('"http://guest:(hidden)@mq/vhost"');
     expect(messageOf({ MONGODB_URL: 'mongo://:t0ken@host' })).toContain('"mongo://:(hidden)@host"');
+    expect(messageOf({ DATABASE_URL: 'a/b mysql://app:s3cret@db' })).toContain('"a/b mysql://app:(hidden)@db"');
     // Without a password there is nothing to hide.
     expect(messageOf({ DATABASE_URL: 'mysql://app@db/orders' })).toContain('"mysql://app@db/orders"');
     expect(messageOf({ DATABASE_URL: 'db:5432/x@y' })).toContain('"db:5432/x@y"');
@@ -93,6 +95,7 @@ describe('configuration errors', () => {
 
   it('when only read-only keys are set, then any host may be listened on; without keys only loopback names', () => {
     expect(loadConfig({ HOST: '0.0.0.0', API_READ_KEYS: 'reader' }).readKeys).toEqual(['reader']);
+    expect(loadConfig({ HOST: '0.0.0.0', API_KEYS: 'writer', API_READ_KEYS: 'reader' }).apiKeys).toEqual(['writer']);
     for (const host of ['127.0.0.1', '127.10.20.30', '::1', '[::1]', 'localhost']) expect(loadConfig({ HOST: host }).HOST).toBe(host);
     for (const host of ['127.0.0.1.example.com', 'my.127.0.0.1', 'localhost.example', 'notlocalhost', '::10', '127.0.0', '127.a.0.1']) {
       expect(messageOf({ HOST: host })).toBe(
