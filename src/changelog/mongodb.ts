@@ -31,6 +31,8 @@ export interface ChangeStore {
 const DUPLICATE_KEY = 11000;
 /** Long enough for a healthy server, short enough that a reader gets its 503 within about 2 s. */
 const DEFAULT_TIMEOUT_MS = 1500;
+/** A batch write may take longer than a read; past this the writer gives the batch back to be redelivered. */
+const DEFAULT_WRITE_TIMEOUT_MS = 10_000;
 // Server answers that mean "not now" rather than "never": the retryable-read codes of the driver specs.
 const UNAVAILABLE_CODES = new Set([6, 7, 50, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);
 
@@ -38,9 +40,11 @@ const UNAVAILABLE_CODES = new Set([6, 7, 50, 89, 91, 189, 262, 9001, 10107, 1160
  * The change log in MongoDB: one document per event, `_id` = event id, so a redelivery changes
  * nothing. It connects lazily, so a MongoDB that is down delays the log, not the service's start.
  */
-export function createMongoChangeLog(options: { url: string; database: string; timeoutMs?: number }): ChangeLog {
+export function createMongoChangeLog(options: { url: string; database: string; timeoutMs?: number; writeTimeoutMs?: number }): ChangeLog {
   const timeoutMS = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const client = new MongoClient(options.url, { serverSelectionTimeoutMS: timeoutMS, connectTimeoutMS: timeoutMS });
+  const writeTimeoutMs = options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
+  // The socket timeout closes a connection whose server stopped answering mid-operation, so it is not held for good.
+  const client = new MongoClient(options.url, { serverSelectionTimeoutMS: timeoutMS, connectTimeoutMS: timeoutMS, socketTimeoutMS: writeTimeoutMs });
   const db = client.db(options.database);
   let connecting: Promise<unknown> | undefined;
   const store: ChangeStore = {
@@ -55,11 +59,11 @@ export function createMongoChangeLog(options: { url: string; database: string; t
     ping: () => db.command({ ping: 1 }),
     close: () => client.close(),
   };
-  return changeLogOn(store, timeoutMS);
+  return changeLogOn(store, timeoutMS, writeTimeoutMs);
 }
 
-/** The change log over a store; `readTimeoutMs` bounds a history read from start to answer. */
-export function changeLogOn(store: ChangeStore, readTimeoutMs = DEFAULT_TIMEOUT_MS): ChangeLog {
+/** The change log over a store; `readTimeoutMs` bounds a history read from start to answer, `writeTimeoutMs` an append. */
+export function changeLogOn(store: ChangeStore, readTimeoutMs = DEFAULT_TIMEOUT_MS, writeTimeoutMs = DEFAULT_WRITE_TIMEOUT_MS): ChangeLog {
   const { collection } = store;
   let indexed: Promise<unknown> | undefined;
   const ensureIndex = () => {
@@ -70,22 +74,27 @@ export function changeLogOn(store: ChangeStore, readTimeoutMs = DEFAULT_TIMEOUT_
     return indexed;
   };
 
+  const write = async (events: Parameters<ChangeLog['append']>[0]) => {
+    await store.connect();
+    await ensureIndex();
+    // Documents keep the envelope's fields, queryable; history writes their money with two decimals again.
+    const operations: AnyBulkWriteOperation<ChangeDocument>[] = events.map(({ event: { id, ...rest } }) => ({
+      updateOne: { filter: { _id: id }, update: { $setOnInsert: rest }, upsert: true },
+    }));
+    try {
+      return (await collection.bulkWrite(operations, { ordered: false })).upsertedCount;
+    } catch (error) {
+      const written = writtenDespiteDuplicates(error, operations.length);
+      if (written === undefined) throw error;
+      return written;
+    }
+  };
+
   return {
     async append(events) {
       if (events.length === 0) return 0;
-      await store.connect();
-      await ensureIndex();
-      // Documents keep the envelope's fields, queryable; history writes their money with two decimals again.
-      const operations: AnyBulkWriteOperation<ChangeDocument>[] = events.map(({ event: { id, ...rest } }) => ({
-        updateOne: { filter: { _id: id }, update: { $setOnInsert: rest }, upsert: true },
-      }));
-      try {
-        return (await collection.bulkWrite(operations, { ordered: false })).upsertedCount;
-      } catch (error) {
-        const written = writtenDespiteDuplicates(error, operations.length);
-        if (written === undefined) throw error;
-        return written;
-      }
+      // A write cut off by the deadline may still land: the redelivered batch then finds its ids and writes nothing twice.
+      return withDeadline(write(events), writeTimeoutMs);
     },
     async history(orderId) {
       try {

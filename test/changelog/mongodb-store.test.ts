@@ -11,8 +11,8 @@ import {
   type BulkWriteOptions,
   type Document,
 } from 'mongodb';
-import { describe, expect, it } from 'vitest';
-import { changeLogOn, type ChangeCollection, type ChangeDocument, type ChangeStore } from '../../src/changelog/mongodb.js';
+import { describe, expect, it, vi } from 'vitest';
+import { changeLogOn, isUnavailable, type ChangeCollection, type ChangeDocument, type ChangeStore } from '../../src/changelog/mongodb.js';
 import { DependencyUnavailableError } from '../../src/errors.js';
 import { logged, makeEvent } from '../helpers/events.js';
 import { bulkWriteFailure, bulkWriteSuccess, updateReply } from './driver-errors.js';
@@ -28,7 +28,7 @@ const matches = (document: Document, filter: Document) => Object.entries(filter)
  * A collection kept in memory that answers as the driver does (MongoDB itself cannot run here): upserts
  * by `_id`, unordered or ordered bulk writes, `find` with a filter and a sort, indexes by name. Ids in
  * `racing` are upserted by another writer at the same moment, so their upsert fails as a duplicate key.
- * A `find` under `stalled` never answers: the driver takes a `timeoutMS` but does not enforce it.
+ * A `find` or a bulk write under `stalled` never answers: the driver takes a `timeoutMS` but does not enforce it.
  */
 function memoryCollection(options: { racing?: string[]; indexFailures?: Error[] } = {}) {
   const documents: ChangeDocument[] = [];
@@ -38,6 +38,7 @@ function memoryCollection(options: { racing?: string[]; indexFailures?: Error[] 
   const state = { stalled: false };
   const collection = {
     async bulkWrite(operations: readonly AnyBulkWriteOperation<ChangeDocument>[], writeOptions?: BulkWriteOptions) {
+      if (state.stalled) return new Promise<never>(() => undefined);
       const upserted: number[] = [];
       const failed: { index: number; code: number }[] = [];
       let matched = 0;
@@ -136,6 +137,34 @@ describe('MongoDB change log over its collection', () => {
     const { collection, documents } = memoryCollection({ racing: [events[0]!.id] });
     expect(await changeLogOn(storeOver(collection)).append(logged(events))).toBe(2);
     expect(documents.map((d) => d._id).sort()).toEqual(events.map((e) => e.id).sort());
+  });
+});
+
+describe('MongoDB change log: bounded writes', () => {
+  it('when a write never answers, then the append fails as unavailable after the write timeout, so the writer gives the batch back', async () => {
+    const { collection, state } = memoryCollection();
+    state.stalled = true;
+    const started = Date.now();
+    const error = await changeLogOn(storeOver(collection), 100, 300).append(logged([makeEvent()])).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: 'DeadlineError', message: 'MongoDB did not answer within 300 ms' });
+    expect(isUnavailable(error)).toBe(true);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+  });
+
+  it('when no write timeout is given, then a stalled write is given up after 10 s', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const { collection, state } = memoryCollection();
+      state.stalled = true;
+      let settled: unknown;
+      changeLogOn(storeOver(collection)).append(logged([makeEvent()])).catch((e: unknown) => (settled = e));
+      await vi.advanceTimersByTimeAsync(9_999);
+      expect(settled).toBeUndefined();
+      await vi.advanceTimersByTimeAsync(1);
+      expect(settled).toMatchObject({ message: 'MongoDB did not answer within 10000 ms' });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 
