@@ -57,6 +57,7 @@ async function declareQueue(channel: Channel, context: ConsumerContext, options:
   const { exchange } = context;
   if (options.durable) return declareDurableQueue(channel, exchange, options.queue!, context.durableArguments);
   // Server-named and deleted with this connection: every instance gets every event.
+  // Stryker disable next-line BooleanLiteral: each of exclusive and autoDelete alone removes this server-named queue with its connection, which no one else can name
   const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
   await channel.bindQueue(queue, exchange, ORDER_EVENTS_PATTERN);
   return queue;
@@ -130,6 +131,7 @@ export async function startConsumer(
       });
   };
 
+  // Stryker disable next-line ObjectLiteral: amqplib's noAck is false by default; it is spelled out for the reader
   await channel.consume(queue, onMessage, { noAck: false });
 }
 

@@ -128,7 +128,8 @@ describe.skipIf(!url)('RabbitMQ consumer', () => {
   });
 
   it('when a delivery is settled twice, then only the first counts', async () => {
-    const { broker } = await rabbit.upBroker({ redeliveryDelayMs: 20 });
+    const logger = recordingLogger();
+    const { broker } = await rabbit.upBroker({ logger, redeliveryDelayMs: 20 });
     const queue = rabbit.newQueue();
     const seen: Delivery[] = [];
     await broker.consume({ durable: true, queue, prefetch: 1 }, (delivery) => {
@@ -145,6 +146,8 @@ describe.skipIf(!url)('RabbitMQ consumer', () => {
     await waitFor(() => expect(seen).toHaveLength(3));
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(seen.map((d) => [d.event.id, d.redelivered])).toEqual(events.map((e) => [e.id, false]));
+    expect(logger.withMessage('RabbitMQ consumer channel error')).toEqual([]);
+    expect(logger.withMessage('lost RabbitMQ; reconnecting')).toEqual([]);
   });
 });
 
