@@ -38,5 +38,7 @@ export default {
   concurrency: 2,
   timeoutMS: 20_000,
   tempDirName: '.stryker-tmp',
+  // Other runs' sandboxes (scripts/mutation.ts and people run groups side by side) are not copied into this one.
+  ignorePatterns: ['/.stryker-tmp*'],
   cleanTempDir: 'always',
 };
