@@ -74,7 +74,10 @@ function runGroup(group: Group, full: boolean): Report {
   const started = performance.now();
   const run = spawnSync(
     'npx',
-    ['stryker', 'run', 'stryker.config.mjs', '--mutate', group.mutate.join(','), '--incrementalFile', path.relative(ROOT, incremental), ...(full ? ['--force'] : [])],
+    [
+      'stryker', 'run', 'stryker.config.mjs', '--mutate', group.mutate.join(','), '--incrementalFile', path.relative(ROOT, incremental),
+      ...(group.ignoreStatic ? ['--ignoreStatic'] : []), ...(full ? ['--force'] : []),
+    ],
     { cwd: ROOT, stdio: 'inherit', env: { ...process.env, MUTATION_TESTS: group.tests.join(','), MUTATION_GROUP: group.name } },
   );
   console.log(`mutation group ${group.name}: stryker exited ${run.status} after ${((performance.now() - started) / 1000).toFixed(0)} s`);

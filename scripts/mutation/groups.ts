@@ -7,10 +7,18 @@ export interface Group {
   readonly name: string;
   readonly mutate: readonly string[];
   readonly tests: readonly string[];
+  /**
+   * Leaves out mutants of code that runs once, when a module loads (schemas, tables, route options):
+   * Stryker cannot tell which test covers them, so each runs every test of the group, which made
+   * half of these groups' mutants take three quarters of the time.
+   */
+  readonly ignoreStatic?: boolean;
 }
 
 /** Every file must reach this mutation score. */
 export const THRESHOLD = 80;
+
+const t = (dir: string, ...names: string[]) => names.map((n) => `test/${dir}/${n}.test.ts`);
 
 export const GROUPS: readonly Group[] = [
   {
@@ -21,26 +29,35 @@ export const GROUPS: readonly Group[] = [
   {
     name: 'orders',
     mutate: ['src/orders/*.ts'],
-    tests: ['test/orders/*.test.ts', 'test/regressions/*.test.ts'],
+    tests: t('orders', 'status', 'problem-details', 'idempotency', 'idempotency-failures', 'idempotency-lease', 'order-lifecycle', 'openapi-docs', 'orders', 'etag', 'money', 'validation'),
+    ignoreStatic: true,
   },
   {
     name: 'http',
     mutate: ['src/http/*.ts'],
-    tests: ['test/security/*.test.ts', 'test/contract/*.test.ts', 'test/http.test.ts'],
+    tests: [
+      ...t('security', 'keys', 'logs', 'policy', 'rate-limit', 'headers'),
+      ...t('contract', 'json-body', 'errors', 'validation', 'health', 'request-id', 'openapi', 'console-files', 'problems'),
+      'test/http.test.ts',
+    ],
+    ignoreStatic: true,
   },
   {
     name: 'outbox',
     mutate: ['src/outbox/*.ts', 'src/config.ts'],
-    tests: ['test/outbox/*.test.ts', 'test/config.test.ts'],
+    tests: [...t('outbox', 'relay', 'relay-failures', 'relay-wake', 'store'), 'test/config.test.ts'],
   },
   {
     name: 'notifications',
     mutate: ['src/notifications/*.ts', 'src/events/*.ts'],
-    tests: ['test/notifications/*.test.ts', 'test/events/*.test.ts'],
+    tests: [
+      ...t('notifications', 'broadcast', 'resume', 'robustness', 'routes', 'ledger-bounds', 'failure-paths', 'admission', 'socket-errors'),
+      'test/events/*.test.ts',
+    ],
   },
   {
     name: 'messaging',
     mutate: ['src/messaging/in-process.ts', 'src/messaging/rabbitmq.ts', 'src/messaging/rabbitmq-consumer.ts', 'src/messaging/broker.ts'],
-    tests: ['test/messaging/*.test.ts'],
+    tests: t('messaging', 'in-process', 'rabbitmq', 'rabbitmq-failures', 'rabbitmq-consumer'),
   },
 ];
