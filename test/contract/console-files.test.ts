@@ -1,13 +1,14 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
-import { CONSOLE_CSP, DEFAULT_CONSOLE_ROOT } from '../../src/http/console.js';
+import { CONSOLE_CSP } from '../../src/http/console.js';
 import { securityOptions } from '../../src/http/security.js';
+import { builtConsoleFixture } from '../helpers/console-fixture.js';
 
 let app: Awaited<ReturnType<typeof buildApp>> | undefined;
 let emptyRoot: string | undefined;
@@ -25,8 +26,10 @@ const start = async (consoleRoot: string, logger = pino({ level: 'silent' })) =>
 
 describe('the console\'s files', () => {
   it('when the console is built, then its files are served without a key, the page checked each time and assets kept for a year, under the console\'s policy', async () => {
-    await start(DEFAULT_CONSOLE_ROOT);
-    const asset = readdirSync(path.join(DEFAULT_CONSOLE_ROOT, 'assets')).find((name) => name.endsWith('.js'))!;
+    const built = builtConsoleFixture();
+    onTestFinished(() => built.remove());
+    await start(built.root);
+    const { asset } = built;
 
     const page = await app!.inject({ method: 'GET', url: '/' });
     const file = await app!.inject({ method: 'GET', url: `/assets/${asset}` });

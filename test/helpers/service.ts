@@ -18,6 +18,8 @@ export interface TestServiceOptions {
   /** Real RabbitMQ URL; the in-process broker when absent. */
   rabbitmqUrl?: string;
   env?: Record<string, string>;
+  /** Where the built console is served from; `dist/console` when absent. */
+  consoleRoot?: string;
 }
 
 /** The whole service as `npm start` wires it, on a fresh database, with a unique broker topology. */
@@ -36,6 +38,7 @@ export async function startTestService(options: TestServiceOptions): Promise<Tes
   });
   const service = await startService(config, {
     logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    ...(options.consoleRoot ? { consoleRoot: options.consoleRoot } : {}),
   });
   checkAnswersAgainstOpenApi(service.app);
   // PGlite seeds itself; a real database gets the demo catalog as an operator would load it.

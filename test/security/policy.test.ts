@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { builtConsoleFixture } from '../helpers/console-fixture.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 import { bearer } from './setups.js';
 
@@ -48,10 +49,14 @@ describe('CORS for the named origins', () => {
 
 describe('caching', () => {
   let service: TestService;
+  const built = builtConsoleFixture();
   beforeAll(async () => {
-    service = await startTestService({ database: 'pglite', env: { API_KEYS: 'k1' } });
+    service = await startTestService({ database: 'pglite', env: { API_KEYS: 'k1' }, consoleRoot: built.root });
   });
-  afterAll(() => service?.close());
+  afterAll(async () => {
+    await service?.close();
+    built.remove();
+  });
 
   it('when the console page is served, then its own cache policy is kept; API answers say no-store', async () => {
     const page = await service.app.inject({ method: 'GET', url: '/' });
