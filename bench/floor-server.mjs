@@ -4,6 +4,7 @@
 //   pglite  opens PGlite on DATA_DIR, then answers /readyz (the least an embedded start must do);
 //   pg-get  GET /orders/{id} runs FLOOR_SQL (the service's own read statement) on a pg pool of FLOOR_POOL_SIZE
 //           connections to FLOOR_DATABASE_URL and answers its JSON: what node:http plus the pg driver cost.
+//   postgresjs-get  the same through postgres.js instead of pg.
 import { Buffer } from 'node:buffer';
 import console from 'node:console';
 import { randomUUID } from 'node:crypto';
@@ -81,7 +82,24 @@ async function pgGet() {
   });
 }
 
-const modes = { fanout, pglite, 'pg-get': pgGet };
+// The same read through postgres.js (the `postgres` package), which pipelines statements on each connection
+// and keeps them prepared: how much of the GET floor is the pg driver's (issue 12: measure pg against postgres).
+async function postgresjsGet() {
+  const { default: postgres } = await import('postgres');
+  const sql = postgres(process.env.FLOOR_DATABASE_URL, { max: Number(process.env.FLOOR_POOL_SIZE), prepare: true, onnotice: () => {} });
+  const text = process.env.FLOOR_SQL;
+  return createServer((req, res) => {
+    if (req.url === '/readyz') return send(res, 200, '{"status":"ready"}');
+    const id = /^\/orders\/(\d+)$/.exec(req.url)?.[1];
+    if (req.method !== 'GET' || !id) return send(res, 404, '{}');
+    sql.unsafe(text, [Number(id)], { prepare: true }).then(
+      (rows) => (rows[0] ? send(res, 200, rows[0].json, { etag: `"${rows[0].version}"` }) : send(res, 404, '{}')),
+      (err) => send(res, 500, JSON.stringify({ error: err.message })),
+    );
+  });
+}
+
+const modes = { fanout, pglite, 'pg-get': pgGet, 'postgresjs-get': postgresjsGet };
 const server = await modes[mode]?.();
 if (!server) {
   console.error(`usage: floor-server.mjs ${Object.keys(modes).join('|')} (got ${mode})`);

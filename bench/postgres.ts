@@ -63,20 +63,26 @@ export async function postgresSection({ options, profileDir }: BenchContext): Pr
   expect(problems, readerExit === 0, `postgres-get server exited with ${readerExit}`);
   await quiesce(adminDatabase(), appDb);
 
-  // Between the two: node:http and the pg driver running the same read, nothing else (no framework, hooks or logs).
-  const bare = await startServer({
-    label: 'floor-pg-get',
-    command: floorCommand('pg-get'),
-    env: { FLOOR_DATABASE_URL: appDb.url, FLOOR_SQL: (await getOrderStatement(1)).text, FLOOR_POOL_SIZE: '20' },
-  });
-  labelProcess(bare.pid, 'server');
-  const bareCheck: ReadCheck = { problems: [], statuses: {} };
-  await loadGetOrders(bare.url, connections, warmupSeconds, ids, bareCheck);
-  const bareGet = await measureCpu(() => loadGetOrders(bare.url, connections, seconds, ids, bareCheck));
-  problems.push(...bareCheck.problems.map((p) => `bare node + pg GET: ${p}`));
-  expect(problems, Object.keys(bareCheck.statuses).every((s) => s === '200'), `bare node + pg GET statuses ${JSON.stringify(bareCheck.statuses)}`);
-  await bare.stop();
-  await quiesce(adminDatabase(), appDb);
+  // Between the two: node:http and a driver running the same read, nothing else (no framework, hooks or logs),
+  // once with pg (the service's driver) and once with postgres.js, which pipelines and keeps statements prepared.
+  const bareRead = async (mode: 'pg-get' | 'postgresjs-get', name: string) => {
+    const bare = await startServer({
+      label: `floor-${mode}`,
+      command: floorCommand(mode),
+      env: { FLOOR_DATABASE_URL: appDb.url, FLOOR_SQL: (await getOrderStatement(1)).text, FLOOR_POOL_SIZE: '20' },
+    });
+    labelProcess(bare.pid, 'server');
+    const check: ReadCheck = { problems: [], statuses: {} };
+    await loadGetOrders(bare.url, connections, warmupSeconds, ids, check);
+    const measured = await measureCpu(() => loadGetOrders(bare.url, connections, seconds, ids, check));
+    problems.push(...check.problems.map((p) => `bare node + ${name} GET: ${p}`));
+    expect(problems, Object.keys(check.statuses).every((s) => s === '200'), `bare node + ${name} GET statuses ${JSON.stringify(check.statuses)}`);
+    await bare.stop();
+    await quiesce(adminDatabase(), appDb);
+    return measured;
+  };
+  const bareGet = await bareRead('pg-get', 'pg');
+  const barePostgresjsGet = await bareRead('postgresjs-get', 'postgres.js');
   // pgbench gets the machine to itself: nothing of the app database left behind.
   await appDb.drop();
 
@@ -115,6 +121,7 @@ export async function postgresSection({ options, profileDir }: BenchContext): Pr
     post: { ...post.result, cpu: post.cpu, pipelineDrainMs: pipeline.ms, ordersStored: stored, webSocketReceived: ws.unique(), rowWritesPerOrder: appWrites },
     get: { ...get.result, cpu: get.cpu },
     bareNodePgGet: { ...bareGet.result, cpu: bareGet.cpu },
+    bareNodePostgresjsGet: { ...barePostgresjsGet.result, cpu: barePostgresjsGet.cpu },
     pgbenchCreate: { ...create.result, cpu: create.cpu, warmupTransactions: warmCreate.transactions, rowWritesPerOrder: limitWrites },
     pgbenchRead: { ...read.result, cpu: read.cpu },
   });
@@ -134,7 +141,8 @@ export async function postgresSection({ options, profileDir }: BenchContext): Pr
       value: `${rate(get.result.requestsPerSecond)} req/s, p50 ${ms(get.result.latency.p50)} ms, p99 ${ms(get.result.latency.p99)} ms`,
       limit:
         `pgbench ${rate(read.result.tps)} tps, p50 ${ms(read.result.latency.p50)} ms, p99 ${ms(read.result.latency.p99)} ms; ` +
-        `bare node:http + pg ${rate(bareGet.result.requestsPerSecond)} req/s (${(bareGet.result.requestsPerSecond / read.result.tps).toFixed(3)} of pgbench)`,
+        `bare node:http + pg ${rate(bareGet.result.requestsPerSecond)} req/s (${(bareGet.result.requestsPerSecond / read.result.tps).toFixed(3)} of pgbench), ` +
+        `+ postgres.js ${rate(barePostgresjsGet.result.requestsPerSecond)} req/s (${(barePostgresjsGet.result.requestsPerSecond / read.result.tps).toFixed(3)})`,
       ratio: getRatio,
       target: `≥ ${TARGETS.getRatio.toFixed(2)}`,
       pass: getRatio >= TARGETS.getRatio,

@@ -74,7 +74,7 @@ export function installAuth(app: FastifyInstance, keys: ApiKeys): void {
   app.decorateRequest('scope', 'write');
   if (known.length === 0) return;
 
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', (request, reply, done) => {
     const config = request.routeOptions.config;
     // An unknown route needs a key like any other, so that a 404 tells a caller without one nothing.
     const access = request.is404 ? 'read' : (config.access ?? defaultAccess(request.method));
@@ -84,14 +84,15 @@ export function installAuth(app: FastifyInstance, keys: ApiKeys): void {
     for (const k of known) if (presented && timingSafeEqual(k.digest, presented)) scope = k.scope;
     request.principal = scope && presented ? presented.subarray(0, 8).toString('hex') : 'anonymous';
     request.scope = scope ?? 'none';
-    if (access === 'public') return;
+    if (access === 'public') return done();
     if (!scope) {
       reply.header('www-authenticate', 'Bearer');
-      throw new ApiError('unauthorized', 'Send Authorization: Bearer <key> with one of the API keys.');
+      return done(new ApiError('unauthorized', 'Send Authorization: Bearer <key> with one of the API keys.'));
     }
     if (access === 'write' && scope !== 'write') {
-      throw new ApiError('forbidden', 'This key may only read; changing orders or the catalog needs a key from API_KEYS.');
+      return done(new ApiError('forbidden', 'This key may only read; changing orders or the catalog needs a key from API_KEYS.'));
     }
+    done();
   });
 }
 

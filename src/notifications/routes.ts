@@ -58,11 +58,12 @@ export async function notificationRoutes(app: FastifyInstance, { hub, replayAfte
  * onSend runs for every answer Fastify sends, whichever onRequest hook threw first.
  */
 export function closeRefusedUpgrades(app: FastifyInstance): void {
-  app.addHook('onSend', async (request, reply, payload) => {
-    if (!cameThroughUpgrade(request.raw)) return payload;
-    reply.header('connection', 'close');
-    reply.raw.once('finish', () => request.raw.socket.destroySoon());
-    return payload;
+  app.addHook('onSend', (request, reply, payload, done) => {
+    if (cameThroughUpgrade(request.raw)) {
+      reply.header('connection', 'close');
+      reply.raw.once('finish', () => request.raw.socket.destroySoon());
+    }
+    done(null, payload);
   });
 }
 
