@@ -8,6 +8,7 @@
  *   npm run test:mutation -- --group=orders,http   some groups
  *   npm run test:mutation -- --full                every mutant again, ignoring the committed results
  *   npm run test:mutation -- --update-baseline     then commit scripts/mutation/*.json
+ *   npm run test:mutation -- --committed           only the groups with a committed result (what CI runs)
  *
  * Reports: reports/mutation/<group>.html and .json (Stryker's own), and the table printed at the end.
  */
@@ -51,18 +52,28 @@ export function scoreOf(file: string, mutants: readonly Mutant[]): FileScore {
   return { file, killed, timeout, survived, noCoverage, invalid: mutants.length - valid, score: valid === 0 ? Number.NaN : ((killed + timeout) / valid) * 100 };
 }
 
-function parseArgs(argv: readonly string[]) {
+export interface Plan {
+  groups: readonly Group[];
+  /** Groups left out by --committed, as they have no committed result to start from. */
+  skipped: readonly Group[];
+  full: boolean;
+  updateBaseline: boolean;
+}
+
+/** What a run does, from its arguments; `committed(group)` says whether the group has a committed result. */
+export function planRun(argv: readonly string[], committed: (group: Group) => boolean): Plan {
   const groupArg = argv.find((a) => a.startsWith('--group='));
-  const known = new Set(['--full', '--update-baseline']);
-  for (const arg of argv) if (!known.has(arg) && arg !== groupArg) throw new Error(`unknown argument ${arg}: use --group=a,b, --full, --update-baseline`);
+  const known = new Set(['--full', '--update-baseline', '--committed']);
+  for (const arg of argv) if (!known.has(arg) && arg !== groupArg) throw new Error(`unknown argument ${arg}: use --group=a,b, --full, --update-baseline, --committed`);
   const names = groupArg?.slice('--group='.length).split(',');
   const unknown = names?.filter((n) => !GROUPS.some((g) => g.name === n)) ?? [];
   if (unknown.length) throw new Error(`unknown group ${unknown.join(', ')}: the groups are ${GROUPS.map((g) => g.name).join(', ')}`);
-  return {
-    groups: names ? GROUPS.filter((g) => names.includes(g.name)) : GROUPS,
-    full: argv.includes('--full'),
-    updateBaseline: argv.includes('--update-baseline'),
-  };
+  const chosen = names ? GROUPS.filter((g) => names.includes(g.name)) : GROUPS;
+  const onlyCommitted = argv.includes('--committed');
+  if (onlyCommitted && argv.includes('--full')) throw new Error('--committed starts from the committed results; --full ignores them: use one or the other');
+  const groups = onlyCommitted ? chosen.filter(committed) : chosen;
+  if (groups.length === 0) throw new Error('no group to run: --committed found no committed result (scripts/mutation/<group>.json) among the groups chosen');
+  return { groups, skipped: chosen.filter((g) => !groups.includes(g)), full: argv.includes('--full'), updateBaseline: argv.includes('--update-baseline') };
 }
 
 function runGroup(group: Group, full: boolean): Report {
@@ -92,7 +103,11 @@ export function renderScores(scores: readonly FileScore[]): string {
 }
 
 function main(): void {
-  const { groups, full, updateBaseline } = parseArgs(process.argv.slice(2));
+  const { groups, skipped, full, updateBaseline } = planRun(process.argv.slice(2), (g) => existsSync(path.join(BASELINES, `${g.name}.json`)));
+  if (skipped.length) {
+    const names = skipped.map((g) => g.name).join(',');
+    console.log(`groups without a committed result, not run here: ${names} (run them with npm run test:mutation -- --group=${names})`);
+  }
   const scores: FileScore[] = [];
   for (const group of groups) {
     const report = runGroup(group, full);

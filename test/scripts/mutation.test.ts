@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { renderScores, scoreOf } from '../../scripts/mutation.js';
+import { planRun, renderScores, scoreOf } from '../../scripts/mutation.js';
+import { GROUPS } from '../../scripts/mutation/groups.js';
 
 const mutants = (counts: Record<string, number>) =>
   Object.entries(counts).flatMap(([status, n]) => Array.from({ length: n }, () => ({ status }) as Parameters<typeof scoreOf>[1][number]));
@@ -19,5 +20,43 @@ describe('the mutation score per file', () => {
     const table = renderScores([scoreOf('src/a.ts', mutants({ Killed: 2, Survived: 1 })), scoreOf('src/b.ts', [])]);
 
     expect(table.split('\n').slice(2)).toEqual(['| `src/a.ts` | 66.7% | 2 | 0 | 1 | 0 | 0 |', '| `src/b.ts` | – | 0 | 0 | 0 | 0 | 0 |']);
+  });
+});
+
+describe('which groups a run mutates', () => {
+  const committed = new Set(['outbox', 'messaging']);
+  const hasResult = (g: { name: string }) => committed.has(g.name);
+  const names = (argv: string[]) => planRun(argv, hasResult).groups.map((g) => g.name);
+
+  it('when no group is named, then every group runs, with or without a committed result', () => {
+    expect(names([])).toEqual(GROUPS.map((g) => g.name));
+  });
+
+  it('when --committed is given, then only the groups with a committed result run and the others are named as skipped', () => {
+    const plan = planRun(['--committed'], hasResult);
+
+    expect(plan.groups.map((g) => g.name)).toEqual(GROUPS.map((g) => g.name).filter((n) => committed.has(n)));
+    expect(plan.skipped.map((g) => g.name)).toEqual(GROUPS.map((g) => g.name).filter((n) => !committed.has(n)));
+  });
+
+  it('when --committed and --group are both given, then it runs the named groups that have a result', () => {
+    expect(names(['--committed', '--group=orders,outbox'])).toEqual(['outbox']);
+  });
+
+  it('when --committed finds no committed result among the chosen groups, then it refuses rather than passing with nothing run', () => {
+    expect(() => planRun(['--committed', '--group=orders'], hasResult)).toThrow(/no group to run/);
+  });
+
+  it('when --committed is given with --full, then it refuses the contradiction', () => {
+    expect(() => planRun(['--committed', '--full'], hasResult)).toThrow(/one or the other/);
+  });
+
+  it('when an argument or a group is unknown, then it says which', () => {
+    expect(() => planRun(['--fast'], hasResult)).toThrow(/unknown argument --fast/);
+    expect(() => planRun(['--group=payments'], hasResult)).toThrow(/unknown group payments/);
+  });
+
+  it('when --full and --update-baseline are given, then the plan says so', () => {
+    expect(planRun(['--full', '--update-baseline'], hasResult)).toMatchObject({ full: true, updateBaseline: true, skipped: [] });
   });
 });
