@@ -45,7 +45,7 @@ export const GROUPS: readonly Group[] = [
   {
     name: 'outbox',
     mutate: ['src/outbox/*.ts', 'src/config.ts'],
-    tests: [...t('outbox', 'relay', 'relay-failures', 'relay-wake', 'store'), 'test/config.test.ts'],
+    tests: [...t('outbox', 'relay', 'relay-failures', 'relay-wake', 'relay-passes', 'store'), 'test/config.test.ts'],
   },
   {
     name: 'notifications',
