@@ -211,8 +211,7 @@ export function startOutboxRelay(options: RelayOptions): OutboxRelay {
         await onDatabase(saveCheckpoint(active, head.at));
         checkpoint = head.at;
       }
-      // Stryker disable next-line BlockStatement: every entry's confirm already has a rejection handler (the .then above), so emptying this leaves none unhandled
-    } finally {
+    } finally /* Stryker disable next-line BlockStatement: each entry's confirm already has a rejection handler (the .then above), so emptying this leaves none unhandled */ {
       // Whatever is still in flight is shipped again from the checkpoint next time.
       for (const entry of window) entry.confirmed.catch(() => undefined);
     }
