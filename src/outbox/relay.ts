@@ -218,6 +218,9 @@ export function startOutboxRelay(options: RelayOptions): OutboxRelay {
   }
 
   async function pass(): Promise<void> {
+    // A standby asks whether the lead is free again at the next sweep (or wake, or the broker coming back),
+    // not at once: cleared before asking, so that a sweep arriving meanwhile is not lost.
+    if (!session) wanted = false;
     const active = await lead();
     if (!active) return;
     try {

@@ -281,6 +281,29 @@ for (const { kind, skip } of databaseKinds()) {
         expect(standby.isActive()).toBe(false);
       });
 
+      it('when it stands by, then it asks whether the lead is free once per sweep, not over and over', async () => {
+        fakeSweeps();
+        const { db, test } = await database();
+        const broker = await inProcessBroker();
+        const active = relay({ db, broker });
+        await expect.poll(() => active.isActive(), { timeout: 10_000 }).toBe(true);
+        const other = await openDatabase({ url: test.url });
+        cleanups.push(() => other.close());
+        const seen = watched(other);
+        const lockChecks = () => seen.statements.filter((s) => s.text.includes('pg_locks'));
+        const standby = relay({ db: seen.db, broker, sweepMs: SWEEP_MS });
+
+        await expect.poll(() => lockChecks().filter((s) => s.answered).length, { timeout: 5_000 }).toBe(1);
+        // A spinning standby asked thousands of times a second: give it time to ask again.
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        expect(lockChecks()).toHaveLength(1);
+        vi.advanceTimersByTime(SWEEP_MS);
+        await expect.poll(() => lockChecks().filter((s) => s.answered).length, { timeout: 5_000 }).toBe(2);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        expect(lockChecks()).toHaveLength(2);
+        expect(standby.isActive()).toBe(false);
+      });
+
       it('when its connection is cut while idle, then it knows at once that it lost the lead, and the next sweep takes it again without a failure', async () => {
         fakeSweeps();
         const { db } = await database();
