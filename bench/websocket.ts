@@ -4,6 +4,7 @@ import { OrderLedger, verifyOrders } from './http.js';
 import { createDatabase, RABBITMQ_URL, RUN_ID, uniqueTopology } from './infra.js';
 import { labelProcess, measureCpu, type CpuShare } from './machine.js';
 import { openLoopOrders, type OpenLoopResult } from './notify.js';
+import { followQueues, type QueueDepths } from './queues.js';
 import type { BenchOptions, NotifyScenario } from './options.js';
 import { createUnlimitedProduct, waitForPipeline } from './postgres.js';
 import { ms, type Row } from './report.js';
@@ -37,10 +38,14 @@ export interface NotifyRun {
   delivery: { ms: number; received: number };
   report: FleetReply;
   connectMs: number;
+  /** The service's queue depths during the measured schedule, from its /metrics (none for a floor). */
+  queues?: QueueDepths;
 }
 
 /** Connects the clients, sends the warm-up and the measured schedule, and counts what each client got. */
-export async function notifyRun(server: ServerProcess, productId: number, tag: string, s: NotifyScenario, options: BenchOptions, problems: string[]): Promise<NotifyRun> {
+export async function notifyRun(
+  server: ServerProcess, productId: number, tag: string, s: NotifyScenario, options: BenchOptions, problems: string[], { followMetrics = false } = {},
+): Promise<NotifyRun> {
   const ledger = new OrderLedger(tag, productId);
   const capacity = Math.ceil(s.ordersPerSecond * (options.warmupSeconds + s.seconds)) + 16;
   const fleet = await startFleet(`ws clients ${tag}`);
@@ -51,7 +56,9 @@ export async function notifyRun(server: ServerProcess, productId: number, tag: s
     if (connected.open !== s.clients) throw new Error(`only ${connected.open} of ${s.clients} WebSocket clients connected to ${server.label}`);
     await openLoopOrders(server.url, ledger, s.ordersPerSecond, options.warmupSeconds);
     await fleet.send({ cmd: 'measure-from', at: performance.timeOrigin + performance.now() });
+    const queues = followMetrics ? followQueues(server.url) : undefined;
     const load = await measureCpu(() => openLoopOrders(server.url, ledger, s.ordersPerSecond, s.seconds));
+    const depths = await queues?.stop();
     const expected = ledger.created.size * s.clients;
     const delivery = await waitForDelivery(() => fleet.send({ cmd: 'status' }), expected);
     const report = await fleet.send({ cmd: 'report' });
@@ -64,7 +71,7 @@ export async function notifyRun(server: ServerProcess, productId: number, tag: s
     expect(problems, strays === 0, `${strays} envelopes for orders that were not created`);
     expect(problems, (report.duplicates ?? 0) === 0, `${report.duplicates} duplicate envelopes`);
     expect(problems, (report.unexpectedCloses ?? 0) === 0 && (report.failed ?? 0) === 0, `${report.unexpectedCloses} clients closed, ${report.failed} failed to connect`);
-    return { ledger, latency: report.latency!, lost, expected, post: load.result, cpu: load.cpu, delivery, report, connectMs: connected.ms ?? NaN };
+    return { ledger, latency: report.latency!, lost, expected, post: load.result, cpu: load.cpu, delivery, report, connectMs: connected.ms ?? NaN, queues: depths };
   } finally {
     await fleet.close();
   }
@@ -90,7 +97,7 @@ async function notifyScenario({ options, profileDir }: BenchContext, s: NotifySc
   });
   labelProcess(server.pid, 'server');
   const product = await createUnlimitedProduct(server.url);
-  const run = await notifyRun(server, product, `${RUN_ID}n${n}`, s, options, problems);
+  const run = await notifyRun(server, product, `${RUN_ID}n${n}`, s, options, problems, { followMetrics: true });
   const pipeline = await waitForPipeline(db, undefined, 30_000);
   const stored = await verifyOrders(db, run.ledger);
   problems.push(...run.ledger.problems.filter((p) => p.startsWith('orders table')));
@@ -103,7 +110,7 @@ async function notifyScenario({ options, profileDir }: BenchContext, s: NotifySc
   const { latency, lost, expected } = run;
   const row: Row = {
     figure: `notification latency, ${s.clients} WS clients @ ${s.ordersPerSecond} orders/s (open loop, ${s.seconds} s)`,
-    value: `p50 ${ms(latency.p50)} ms, p99 ${ms(latency.p99)} ms, lost ${lost} of ${expected.toLocaleString('en-US')}`,
+    value: `p50 ${ms(latency.p50)} ms, p99 ${ms(latency.p99)} ms, lost ${lost} of ${expected.toLocaleString('en-US')}; ${depthsText(run.queues)}`,
     limit: `fan-out floor p50 ${ms(floor.latency.p50)} ms, p99 ${ms(floor.latency.p99)} ms`,
     ratio: latency.p99 / floor.latency.p99,
     target: `p99 ≤ ${s.p99FloorFactor}× the floor's, none lost`,
@@ -111,9 +118,19 @@ async function notifyScenario({ options, profileDir }: BenchContext, s: NotifySc
   };
   const describe = (r: NotifyRun) => ({
     envelopeLatency: r.latency, lost: r.lost, expected: r.expected, post: r.post, cpu: r.cpu, delivery: r.delivery, connectMs: r.connectMs,
-    envelopesChecked: r.report.checked, received: r.report.received, worstLatencyBySecondMs: r.report.worstBySecond,
+    envelopesChecked: r.report.checked, received: r.report.received, worstLatencyBySecondMs: r.report.worstBySecond, queues: r.queues,
   });
   return { rows: [row], problems, details: { clients: s.clients, ordersPerSecond: s.ordersPerSecond, seconds: s.seconds, service: describe(run), floor: describe(floor) } };
+}
+
+/** The deepest each queue got (and where it ended) while the orders came, for the table. */
+function depthsText(queues: QueueDepths | undefined): string {
+  if (!queues || queues.samples.length === 0) return 'queue depths not read';
+  const { max, last } = queues;
+  return (
+    `deepest: outbox ${max.outboxBacklogEvents ?? '?'} events (at the end ${last.outboxBacklogEvents ?? '?'}), ` +
+    `send buffers ${((max.websocketBufferedBytes ?? Number.NaN) / 1024).toFixed(0)} KB, event-loop lag ${ms((max.eventLoopLagSeconds ?? Number.NaN) * 1000)} ms`
+  );
 }
 
 /** Polls the clients until every expected envelope arrived, or nothing more arrived for 5 s. */
