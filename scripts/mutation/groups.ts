@@ -58,6 +58,6 @@ export const GROUPS: readonly Group[] = [
   {
     name: 'messaging',
     mutate: ['src/messaging/in-process.ts', 'src/messaging/rabbitmq.ts', 'src/messaging/rabbitmq-consumer.ts', 'src/messaging/broker.ts'],
-    tests: t('messaging', 'in-process', 'rabbitmq', 'rabbitmq-failures', 'rabbitmq-consumer'),
+    tests: t('messaging', 'in-process', 'rabbitmq', 'rabbitmq-failures', 'rabbitmq-consumer', 'rabbitmq-reconnect'),
   },
 ];
