@@ -113,3 +113,42 @@ describe('what the validators refuse, and how they say it', () => {
     }
   });
 });
+
+describe('when the validators are compiled', () => {
+  const started: FastifyInstance[] = [];
+  afterAll(async () => {
+    for (const app of started) await app.close();
+  });
+
+  async function listening(schemaPattern: string) {
+    const lines: { level: number; msg: string }[] = [];
+    const app = Fastify({
+      logger: { level: 'error', stream: { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) } },
+    });
+    started.push(app);
+    installValidators(app);
+    installErrorHandling(app);
+    app.post('/good', { schema: { body: { type: 'object', properties: { code: { type: 'string', pattern: '^[a-z]+$' } } } } }, echo);
+    app.post('/bad', { schema: { body: { type: 'object', properties: { code: { type: 'string', pattern: schemaPattern } } } } }, echo);
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    return { app, lines };
+  }
+
+  it('when a route schema does not compile, then the server still starts, says so in its log moments after, and the other routes validate as before', async () => {
+    const { app, lines } = await listening('[');
+
+    await expect.poll(() => lines.map((l) => l.msg), { timeout: 5_000 }).toContain('a route schema does not compile: its requests will fail');
+    const refused = await app.inject({ method: 'POST', url: '/good', payload: { code: 'ABC' } });
+    expect(refused.statusCode).toBe(422);
+    const accepted = await app.inject({ method: 'POST', url: '/good', payload: { code: 'abc' } });
+    expect(accepted.statusCode).toBe(200);
+  });
+
+  it('when every schema compiles, then nothing is logged once they all are', async () => {
+    const { app, lines } = await listening('^[0-9]+$');
+
+    expect((await app.inject({ method: 'POST', url: '/bad', payload: { code: 'x' } })).statusCode).toBe(422);
+    expect((await app.inject({ method: 'POST', url: '/bad', payload: { code: '12' } })).statusCode).toBe(200);
+    expect(lines).toEqual([]);
+  });
+});
