@@ -8,25 +8,43 @@ import { recordingLogger } from './recording-logger.js';
 
 const url = inject('rabbitmqUrl');
 
+/** When a gate shuts: at the client's first frame on `channel`, or its first `classId, methodId` method there. */
+interface GateTrigger {
+  readonly channel: number;
+  readonly method?: readonly [classId: number, methodId: number];
+  /** What is held from then on: the client's frames to RabbitMQ, or RabbitMQ's frames to the client. */
+  readonly hold: 'to RabbitMQ' | 'from RabbitMQ';
+}
+
 /**
- * A proxy to RabbitMQ that holds back the first connection's traffic from the moment the client
- * starts opening `channel`, so a test can act in the middle of the setup that follows a connect.
+ * A proxy to RabbitMQ that holds back one direction of the first connection's traffic from a given
+ * frame on, so a test can act in the middle of the setup that follows a connect.
  */
 interface Gate {
   readonly port: number;
-  /** Resolves once the first connection has started opening the channel and is held. */
+  /** Resolves once the trigger frame went by and the traffic after it is held. */
   readonly reached: Promise<void>;
-  /** Sends what was held and forwards again. */
+  /** The channels of the frames held so far. */
+  heldChannels(): number[];
+  /** Sends what was held in one write and forwards again. */
   release(): void;
   /** Resets the held connection, as a dropped network would. */
   cut(): void;
   close(): Promise<void>;
 }
 
-async function startGate(target: { host: string; port: number }, channel: number): Promise<Gate> {
+/** The channel of each frame in bytes that start at a frame: type (1), channel (2), size (4), payload, end byte. */
+function frameChannels(bytes: Buffer): number[] {
+  const channels: number[] = [];
+  for (let at = 0; bytes.length >= at + 7; at += 8 + bytes.readUInt32BE(at + 3)) channels.push(bytes.readUInt16BE(at + 1));
+  return channels;
+}
+
+async function startGate(target: { host: string; port: number }, trigger: GateTrigger): Promise<Gate> {
   const sockets = new Set<net.Socket>();
   let first = true;
-  let held: { client: net.Socket; upstream: net.Socket; pending: Buffer[] } | undefined;
+  let held: { client: net.Socket; upstream: net.Socket; chunks: Buffer[]; released: boolean } | undefined;
+  const holding = (client: net.Socket, direction: GateTrigger['hold']) => held?.client === client && !held.released && trigger.hold === direction;
   let reach!: () => void;
   const reached = new Promise<void>((resolve) => (reach = resolve));
 
@@ -36,28 +54,27 @@ async function startGate(target: { host: string; port: number }, channel: number
       sockets.add(socket);
       socket.on('error', () => {}).on('close', () => (client.destroy(), upstream.destroy(), sockets.delete(socket)));
     }
-    upstream.on('data', (chunk: Buffer) => client.write(chunk));
+    upstream.on('data', (chunk: Buffer) => (holding(client, 'from RabbitMQ') ? held!.chunks.push(chunk) : client.write(chunk)));
     const watched = first;
     first = false;
     let seen = Buffer.alloc(0);
     let nextFrame = 8; // after the protocol header
-    let pending: Buffer[] | undefined;
+    const matches = (at: number) =>
+      seen.readUInt16BE(at + 1) === trigger.channel &&
+      (!trigger.method || (seen.readUInt8(at) === 1 && seen.readUInt16BE(at + 7) === trigger.method[0] && seen.readUInt16BE(at + 9) === trigger.method[1]));
     client.on('data', (chunk: Buffer) => {
-      if (pending) return void pending.push(chunk);
+      if (holding(client, 'to RabbitMQ')) return void held!.chunks.push(chunk);
       if (watched && !held) {
         const chunkStart = seen.length;
         seen = Buffer.concat([seen, chunk]);
-        // AMQP frame: type (1), channel (2), size (4), payload, end byte.
-        while (seen.length >= nextFrame + 7) {
-          if (seen.readUInt16BE(nextFrame + 1) === channel) {
-            const cut = Math.max(0, nextFrame - chunkStart);
-            upstream.write(chunk.subarray(0, cut));
-            pending = [chunk.subarray(cut)];
-            held = { client, upstream, pending };
-            reach();
-            return;
-          }
-          nextFrame += 8 + seen.readUInt32BE(nextFrame + 3);
+        for (; seen.length >= nextFrame + 11; nextFrame += 8 + seen.readUInt32BE(nextFrame + 3)) {
+          if (!matches(nextFrame)) continue;
+          // What comes before the trigger frame, or all of it when RabbitMQ's answers are what is held.
+          const split = trigger.hold === 'to RabbitMQ' ? Math.max(0, nextFrame - chunkStart) : chunk.length;
+          upstream.write(chunk.subarray(0, split));
+          held = { client, upstream, chunks: [chunk.subarray(split)], released: false };
+          reach();
+          return;
         }
       }
       upstream.write(chunk);
@@ -68,10 +85,11 @@ async function startGate(target: { host: string; port: number }, channel: number
   return {
     port: (server.address() as net.AddressInfo).port,
     reached,
+    heldChannels: () => frameChannels(Buffer.concat(held?.chunks ?? [])),
     release() {
-      for (const chunk of held!.pending.splice(0)) held!.upstream.write(chunk);
-      // Later chunks go straight through: the watch is over once something was held.
-      held!.client.removeAllListeners('data').on('data', (chunk: Buffer) => held!.upstream.write(chunk));
+      held!.released = true;
+      const to = trigger.hold === 'to RabbitMQ' ? held!.upstream : held!.client;
+      to.write(Buffer.concat(held!.chunks.splice(0)));
     },
     cut() {
       held!.client.resetAndDestroy();
@@ -96,9 +114,11 @@ describe.skipIf(!url)('RabbitMQ broker reconnecting and closing', () => {
   /** Lets every pending callback and promise run; setImmediate is never faked. */
   const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-  async function gatedBroker(channel: number, options: Parameters<typeof rabbit.newBroker>[0] = {}) {
+  const publishChannelOpens: GateTrigger = { channel: 1, hold: 'to RabbitMQ' };
+
+  async function gatedBroker(trigger: GateTrigger, options: Parameters<typeof rabbit.newBroker>[0] = {}) {
     const target = new URL(url);
-    const gate = await startGate({ host: target.hostname, port: Number(target.port || 5672) }, channel);
+    const gate = await startGate({ host: target.hostname, port: Number(target.port || 5672) }, trigger);
     gates.push(gate);
     target.port = String(gate.port);
     const logger = recordingLogger();
@@ -109,7 +129,7 @@ describe.skipIf(!url)('RabbitMQ broker reconnecting and closing', () => {
   }
 
   it('when the connection drops while its channels are being opened, then the loss is the connection closing, and it comes up again', async () => {
-    const { broker, gate, logger } = await gatedBroker(1);
+    const { broker, gate, logger } = await gatedBroker(publishChannelOpens);
     await gate.reached;
 
     gate.cut();
@@ -121,7 +141,7 @@ describe.skipIf(!url)('RabbitMQ broker reconnecting and closing', () => {
   });
 
   it('when closed while its channels are being opened, then it never reports up', async () => {
-    const { broker, gate, logger, states } = await gatedBroker(1);
+    const { broker, gate, logger, states } = await gatedBroker(publishChannelOpens);
     await gate.reached;
 
     const closing = broker.close();
@@ -133,7 +153,7 @@ describe.skipIf(!url)('RabbitMQ broker reconnecting and closing', () => {
   });
 
   it('when closed while its channels are being opened and the connection then drops, then the loss is neither reported nor retried', async () => {
-    const { broker, gate, logger, states } = await gatedBroker(1);
+    const { broker, gate, logger, states } = await gatedBroker(publishChannelOpens);
     await gate.reached;
     fakeTimers();
 
@@ -146,6 +166,26 @@ describe.skipIf(!url)('RabbitMQ broker reconnecting and closing', () => {
     expect(states).toEqual(['down']);
   });
 
+  it('when a consumer is lost just as the last one starts, then it does not report up on the lost connection', async () => {
+    const queue = rabbit.newQueue();
+    const lastConsumeStarts: GateTrigger = { channel: 3, method: [60, 20], hold: 'from RabbitMQ' }; // basic.consume
+    const { broker, gate, logger, states } = await gatedBroker(lastConsumeStarts, { reconnectMinMs: 60_000, reconnectMaxMs: 60_000 });
+    await broker.consume({ durable: true, queue, prefetch: 1 }, collector().handler);
+    await broker.consume({ durable: false, prefetch: 1 }, collector().handler);
+    await gate.reached;
+    const admin = await rabbit.channel();
+    await admin.deleteQueue(queue);
+    // The first consumer's cancel and the last one's consume-ok reach the client together.
+    await waitFor(() => expect(gate.heldChannels()).toEqual(expect.arrayContaining([2, 3])));
+
+    gate.release();
+
+    await waitFor(() => expect(logger.withMessage('lost RabbitMQ; reconnecting')).toHaveLength(1));
+    expect(states).toEqual(['down']);
+    expect(logger.withMessage('connected to RabbitMQ')).toEqual([]);
+    await admin.close();
+  });
+
   it('when a publish comes while the consumers are being started again, then it is refused with a clear error and nothing reaches RabbitMQ', async () => {
     const admin = await rabbit.channel();
     const exchange = rabbit.newExchange();
@@ -153,7 +193,7 @@ describe.skipIf(!url)('RabbitMQ broker reconnecting and closing', () => {
     await admin.assertExchange(exchange, 'topic', { durable: true });
     await admin.assertQueue(watcher, { durable: true });
     await admin.bindQueue(watcher, exchange, '#');
-    const { broker, gate } = await gatedBroker(2, { exchange, confirmTimeoutMs: 1000 });
+    const { broker, gate } = await gatedBroker({ channel: 2, hold: 'to RabbitMQ' }, { exchange, confirmTimeoutMs: 1000 });
     const early = collector();
     await broker.consume({ durable: false, prefetch: 5 }, early.handler);
     await gate.reached;
