@@ -51,9 +51,11 @@ export const GROUPS: readonly Group[] = [
     name: 'notifications',
     mutate: ['src/notifications/*.ts', 'src/events/*.ts'],
     tests: [
-      ...t('notifications', 'broadcast', 'resume', 'robustness', 'routes', 'ledger-bounds', 'failure-paths', 'admission', 'socket-errors'),
+      ...t('notifications', 'broadcast', 'resume', 'robustness', 'routes', 'ledger-bounds', 'failure-paths', 'admission', 'socket-errors', 'client'),
+      ...t('security', 'upgrade-refusals', 'websocket-caps'),
       'test/events/*.test.ts',
     ],
+    ignoreStatic: true,
   },
   {
     name: 'messaging',

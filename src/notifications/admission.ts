@@ -11,6 +11,8 @@ export interface ConnectionLimits {
 export interface Admission {
   /** Holds a slot for the request's connection until it closes, or refuses with 429/503 before the handshake. */
   admit(request: FastifyRequest, caller: string): void;
+  /** Callers holding at least one socket: one entry each, gone when their last socket closes. */
+  callers(): number;
 }
 
 /** Counts connections from admission until the TCP connection closes, however it ends (handshake or not). */
@@ -35,6 +37,7 @@ export function createAdmission(limits: ConnectionLimits): Admission {
         else perCaller.delete(caller);
       });
     },
+    callers: () => perCaller.size,
   };
 }
 

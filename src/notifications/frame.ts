@@ -36,6 +36,7 @@ export interface Outgoing {
 
 export function toOutgoing(event: OrderEvent, body?: Buffer, logPosition?: string): Outgoing {
   const payload = body ?? Buffer.from(JSON.stringify(event));
+  // Stryker disable next-line BooleanLiteral: readOnly only matters when masking (ws copies the data before masking it); a server frame is never masked
   const frame = Buffer.concat(Sender.frame(payload, { fin: true, opcode: TEXT_OPCODE, mask: false, readOnly: true, rsv1: false }));
   return { event, payload, frame, emailKey: event.order.client_email.toLowerCase(), position: parsePosition(logPosition) };
 }

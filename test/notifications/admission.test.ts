@@ -1,10 +1,12 @@
-import type { FastifyInstance } from 'fastify';
-import type { AddressInfo } from 'node:net';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { once } from 'node:events';
+import net, { type AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { securityOptions } from '../../src/http/security.js';
+import { createAdmission } from '../../src/notifications/admission.js';
 import { createNotificationHub } from '../../src/notifications/hub.js';
 import { rawRequest, requestText, upgradeHeaders } from '../security/raw-http.js';
 import { connect, refusedUpgrade, type TestClient } from './harness.js';
@@ -56,6 +58,33 @@ describe('WebSocket admission', () => {
     first.ws.close();
     await first.closed;
     await expect.poll(() => opens('k1'), { timeout: 5000 }).toBe(true);
+    // Closing one of two frees one slot, not the caller's whole count.
+    expect((await refusedUpgrade(url('k1'))).status).toBe(429);
+  });
+
+  it('when a plain GET (426) comes on a connection that stays open, then it holds no slot, and the connection serves the next request', async () => {
+    await start({ WS_MAX_CONNECTIONS_PER_KEY: '1', WS_MAX_CONNECTIONS: '1' });
+    const plain = `GET /ws/notifications?access_token=k1 HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: keep-alive\r\n\r\n`;
+    const kept = net.connect(port, '127.0.0.1');
+    kept.on('error', () => {});
+    await once(kept, 'connect');
+    let received = '';
+    kept.on('data', (chunk: Buffer) => {
+      received += chunk.toString();
+    });
+    const answers = () => received.match(/HTTP\/1\.1 426 /g)?.length ?? 0;
+    try {
+      kept.write(plain);
+      await expect.poll(answers, { timeout: 5000 }).toBe(1);
+      expect(received).toMatch(/^upgrade: websocket\r$/im);
+      expect(received).toMatch(/^connection: Upgrade\r$/im);
+
+      expect(await opens('k1')).toBe(true);
+      kept.write(plain);
+      await expect.poll(answers, { timeout: 5000 }).toBe(2);
+    } finally {
+      kept.destroy();
+    }
   });
 
   it('when the process holds its cap of sockets, then the next is refused with 503 whoever asks; closing one frees its slot', async () => {
@@ -88,6 +117,37 @@ describe('WebSocket admission', () => {
   });
 });
 
+describe('WebSocket admission bookkeeping', () => {
+  it('when every socket of every caller has closed, then no caller is remembered', async () => {
+    const admission = createAdmission({ total: 0, perCaller: 0 });
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const sockets: net.Socket[] = [];
+    try {
+      for (const caller of ['a', 'a', 'b']) {
+        const socket = net.connect((server.address() as AddressInfo).port, '127.0.0.1');
+        await once(socket, 'connect');
+        sockets.push(socket);
+        admission.admit({ raw: { socket } } as unknown as FastifyRequest, caller);
+      }
+      expect(admission.callers()).toBe(2);
+
+      sockets[0]!.destroy();
+      await once(sockets[0]!, 'close');
+      expect(admission.callers()).toBe(2);
+      for (const socket of sockets.slice(1)) {
+        socket.destroy();
+        await once(socket, 'close');
+      }
+      expect(admission.callers()).toBe(0);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    }
+  });
+});
+
 describe('WebSocket handshake checks', () => {
   const upgrade = (headers: Record<string, string>, waitForCloseMs = 3000) =>
     rawRequest(port, requestText('GET', '/ws/notifications?access_token=k1', port, upgradeHeaders(headers)), { waitForCloseMs });
@@ -97,6 +157,8 @@ describe('WebSocket handshake checks', () => {
     [{ 'sec-websocket-key': 'too-short' }, 'Sec-WebSocket-Key must be 16 bytes in base64.'],
     [{ 'sec-websocket-key': 'AAAAAAAAAAAAAAAAAAAAAA=', 'sec-websocket-version': '12' }, 'Sec-WebSocket-Key must be 16 bytes in base64; Sec-WebSocket-Version must be 13.'],
     [{ upgrade: 'h2c' }, 'Upgrade must be websocket.'],
+    [{ 'sec-websocket-key': '!AAAAAAAAAAAAAAAAAAAAAA==' }, 'Sec-WebSocket-Key must be 16 bytes in base64.'],
+    [{ 'sec-websocket-key': 'AAAAAAAAAAAAAAAAAAAAAA==A' }, 'Sec-WebSocket-Key must be 16 bytes in base64.'],
   ])('when the handshake has %o, then it is refused with 400 saying "%s"', async (headers, detail) => {
     await start({});
 
@@ -130,5 +192,16 @@ describe('WebSocket handshake checks', () => {
       code: 'upgrade_required',
       detail: 'This URL is a WebSocket: connect with Connection: Upgrade and Upgrade: websocket.',
     });
+  });
+});
+
+describe('the OpenAPI document', () => {
+  it('does not list /ws/notifications, which OpenAPI cannot describe (the README does)', async () => {
+    await start({});
+
+    const doc = (await (await fetch(`http://127.0.0.1:${port}/openapi.json`)).json()) as { paths: Record<string, unknown> };
+
+    expect(Object.keys(doc.paths)).toContain('/healthz');
+    expect(Object.keys(doc.paths)).not.toContain('/ws/notifications');
   });
 });

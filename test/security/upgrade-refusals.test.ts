@@ -18,6 +18,7 @@ function expectRefused(answer: RawResponse, status: number, code: string): void 
   expect(answer.status).toBe(status);
   expect(answer.headers['content-type']).toContain('application/problem+json');
   expect(JSON.parse(answer.body).code).toBe(code);
+  expect(answer.headers['connection']).toBe('close');
   expect(answer.closedByServer).toBe(true);
 }
 
