@@ -1,27 +1,13 @@
-import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
-import { openDatabase, type Database } from '../../src/db/client.js';
-import { migrate } from '../../src/db/migrate.js';
-import type { OrderEvent } from '../../src/events/envelope.js';
+import { describe, expect, it } from 'vitest';
+import { openDatabase } from '../../src/db/client.js';
 import type { Broker, BrokerState } from '../../src/messaging/broker.js';
 import { createInProcessBroker } from '../../src/messaging/in-process.js';
 import { startOutboxRelay, type OutboxRelay, type RelayOptions } from '../../src/outbox/relay.js';
 import { LOG_START, readAfter, readCheckpoint } from '../../src/outbox/store.js';
-import { createTestDatabase, databaseKinds, type TestDatabase } from '../helpers/databases.js';
+import { databaseKinds } from '../helpers/databases.js';
 import { makeEvent } from '../helpers/events.js';
-
-/** Records what the relay logs, fields included. */
-function recordingLogger() {
-  const lines: { level: 'info' | 'warn'; obj: { err?: Error }; msg: string }[] = [];
-  return {
-    lines,
-    warnings: () => lines.filter((l) => l.level === 'warn'),
-    count: (msg: string) => lines.filter((l) => l.msg === msg).length,
-    info: (obj: object, msg: string) => void lines.push({ level: 'info', obj, msg }),
-    warn: (obj: object, msg: string) => void lines.push({ level: 'warn', obj, msg }),
-  };
-}
+import { migratedDatabase, orderEvents, recordingLogger, tap, useCleanups, waitUntilReadable, writeOutboxEvents } from '../helpers/outbox.js';
 
 function recordingMetrics() {
   const failures: ('broker' | 'database')[] = [];
@@ -82,61 +68,21 @@ const RECOVERED = 'outbox relay shipping again';
 
 for (const { kind, skip } of databaseKinds()) {
   describe.skipIf(skip)(`the outbox relay on ${kind} when a dependency fails`, () => {
-    const cleanups: (() => Promise<unknown>)[] = [];
-    afterEach(async () => {
-      for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
-    });
-
-    async function database(): Promise<Database> {
-      return (await databaseWithUrl()).db;
-    }
-
-    async function databaseWithUrl(): Promise<{ db: Database; test: TestDatabase }> {
-      const test = await createTestDatabase(kind);
-      cleanups.push(() => test.drop());
-      const db = await openDatabase({ url: test.url });
-      cleanups.push(() => db.close());
-      await migrate(db);
-      return { db, test };
-    }
-
-    /** Waits until the log reads `count` events: a transaction open anywhere on the server holds them back. */
-    async function readable(db: Database, count: number): Promise<void> {
-      await expect.poll(async () => (await readAfter(db, LOG_START, count + 1)).length, { timeout: 10_000, interval: 20 }).toBe(count);
-    }
-
-    async function write(db: Database, events: OrderEvent[]): Promise<void> {
-      for (const e of events) {
-        await db.query('INSERT INTO outbox (event_id, order_id, sequence, type, payload) VALUES ($1, $2, $3, $4, $5)', [
-          e.id, e.order_id, e.sequence, e.type, JSON.stringify(e),
-        ]);
-      }
-    }
-
-    async function tap(broker: Broker): Promise<OrderEvent[]> {
-      const got: OrderEvent[] = [];
-      await broker.consume({ durable: true, queue: `relay-failure-test-${randomUUID()}`, prefetch: 1000 }, (d) => {
-        got.push(d.event);
-        d.ack();
-      });
-      return got;
-    }
+    const cleanup = useCleanups();
+    const database = () => migratedDatabase(kind, cleanup);
 
     // The sweep finds events that became readable after a pass (a transaction open anywhere on the server holds them back).
     function relay(options: Partial<RelayOptions> & Pick<RelayOptions, 'db' | 'broker'>): OutboxRelay {
       const started = startOutboxRelay({ logger: recordingLogger(), sweepMs: 100, ...options });
-      cleanups.push(() => started.stop());
+      cleanup(() => started.stop());
       return started;
     }
 
-    const orderEvents = (orders: number) =>
-      Array.from({ length: orders }, (_, i) => [1, 2, 3].map((sequence) => makeEvent({ orderId: i + 1, sequence }))).flat();
-
     async function setUp() {
-      const db = await database();
+      const { db } = await database();
       const { broker, control } = switchableBroker();
-      cleanups.push(() => broker.close());
-      const got = await tap(broker);
+      cleanup(() => broker.close());
+      const got = await tap(broker, 'relay-failure-test');
       return { db, broker, control, got, logger: recordingLogger(), metrics: recordingMetrics() };
     }
 
@@ -144,8 +90,8 @@ for (const { kind, skip } of databaseKinds()) {
       const { db, broker, control, got, logger, metrics } = await setUp();
       control.rejectWith = new Error('message nacked');
       const events = orderEvents(1);
-      await write(db, events);
-      await readable(db, events.length);
+      await writeOutboxEvents(db, events);
+      await waitUntilReadable(db, events.length);
       // No sweep during the test: only the back-off brings each retry.
       relay({ db, broker, logger, metrics, maxBackoffMs: 400, sweepMs: 600_000 });
       await expect.poll(() => control.publishes.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(6);
@@ -179,7 +125,7 @@ for (const { kind, skip } of databaseKinds()) {
     it('when it recovered, then it says so once, and a later failure backs off from 100 ms again', async () => {
       const { db, broker, control, got, logger } = await setUp();
       control.rejectWith = new Error('message nacked');
-      await write(db, orderEvents(1));
+      await writeOutboxEvents(db, orderEvents(1));
       const running = relay({ db, broker, logger });
       // Five failures: the next wait would be 1.6 s, and more after it.
       await expect.poll(() => control.publishes.length, { timeout: 10_000 }).toBe(5);
@@ -188,7 +134,7 @@ for (const { kind, skip } of databaseKinds()) {
       await expect.poll(() => logger.count(RECOVERED)).toBe(1);
 
       for (let i = 0; i < 3; i++) {
-        await write(db, [makeEvent({ orderId: 10 + i })]);
+        await writeOutboxEvents(db, [makeEvent({ orderId: 10 + i })]);
         running.wake();
         await expect.poll(() => got.length).toBe(4 + i);
       }
@@ -196,7 +142,7 @@ for (const { kind, skip } of databaseKinds()) {
 
       control.rejectWith = new Error('message nacked');
       const failedAt = control.publishes.length;
-      await write(db, [makeEvent({ orderId: 20 })]);
+      await writeOutboxEvents(db, [makeEvent({ orderId: 20 })]);
       running.wake();
       await expect.poll(() => control.publishes.length).toBe(failedAt + 1);
       control.rejectWith = undefined;
@@ -212,7 +158,7 @@ for (const { kind, skip } of databaseKinds()) {
       const { db, broker, control, got, logger, metrics } = await setUp();
       control.setState('down');
       const events = orderEvents(2);
-      await write(db, events);
+      await writeOutboxEvents(db, events);
       const running = relay({ db, broker, logger, metrics });
       // Five failures, 100 + 200 + 400 + 800 ms apart: the wait now is 1.6 s.
       await expect.poll(() => metrics.failures.length, { timeout: 10_000 }).toBe(5);
@@ -241,7 +187,7 @@ for (const { kind, skip } of databaseKinds()) {
     it('when stopped during a back-off, then it stops at once', async () => {
       const { db, broker, control, logger } = await setUp();
       control.rejectWith = new Error('message nacked');
-      await write(db, orderEvents(1));
+      await writeOutboxEvents(db, orderEvents(1));
       const running = relay({ db, broker, logger });
       await expect.poll(() => control.publishes.length, { timeout: 10_000 }).toBe(5);
       const stopping = performance.now();
@@ -255,7 +201,7 @@ for (const { kind, skip } of databaseKinds()) {
     it('when stopped while a publish awaits its confirm and it then fails, then it stops without a warning or a retry', async () => {
       const { db, broker, control, logger, metrics } = await setUp();
       control.holdConfirms = true;
-      await write(db, orderEvents(1));
+      await writeOutboxEvents(db, orderEvents(1));
       const running = relay({ db, broker, logger, metrics, stopGraceMs: 2_000 });
       await expect.poll(() => control.held.length, { timeout: 10_000 }).toBe(1);
       const stopping = running.stop();
@@ -273,7 +219,7 @@ for (const { kind, skip } of databaseKinds()) {
       const { db, broker, control, got } = await setUp();
       control.holdConfirms = true;
       const events = orderEvents(2);
-      await write(db, events);
+      await writeOutboxEvents(db, events);
       relay({ db, broker, batchSize: 1, maxInFlight: 2 });
       await expect.poll(() => control.publishes.length, { timeout: 10_000 }).toBe(2);
       await sleep(200);
@@ -288,7 +234,7 @@ for (const { kind, skip } of databaseKinds()) {
       expect(control.publishes).toHaveLength(3);
 
       const release = setInterval(() => control.releaseOne(), 5);
-      cleanups.push(async () => clearInterval(release));
+      cleanup(async () => clearInterval(release));
       await expect.poll(() => got.length, { timeout: 5_000 }).toBe(events.length);
       expect(got.map((e) => e.id)).toEqual(events.map((e) => e.id));
       expect(control.publishes.every((p) => p.events === 1)).toBe(true);
@@ -299,7 +245,7 @@ for (const { kind, skip } of databaseKinds()) {
     it('when confirms are slow and no limit is given, then four batches wait for them at most', async () => {
       const { db, broker, control } = await setUp();
       control.holdConfirms = true;
-      await write(db, orderEvents(2));
+      await writeOutboxEvents(db, orderEvents(2));
       relay({ db, broker, batchSize: 1 });
       await expect.poll(() => control.publishes.length, { timeout: 10_000 }).toBe(4);
       await sleep(200);
@@ -310,7 +256,7 @@ for (const { kind, skip } of databaseKinds()) {
       const { db, broker, control, got } = await setUp();
       control.holdConfirms = true;
       const events = orderEvents(1);
-      await write(db, events);
+      await writeOutboxEvents(db, events);
       const first = relay({ db, broker, stopGraceMs: 300 });
       await expect.poll(() => control.publishes.length, { timeout: 10_000 }).toBe(1);
       const stopping = performance.now();
@@ -328,17 +274,17 @@ for (const { kind, skip } of databaseKinds()) {
     });
 
     it('when its database work fails, then it warns once naming the database error, gives its connection back, and ships once the database answers again', async () => {
-      const { db, test } = await databaseWithUrl();
+      const { db, test } = await database();
       const { broker } = switchableBroker();
-      cleanups.push(() => broker.close());
-      const got = await tap(broker);
+      cleanup(() => broker.close());
+      const got = await tap(broker, 'relay-failure-test');
       const logger = recordingLogger();
       const metrics = recordingMetrics();
       // One connection only: a session not given back after a failure would leave the relay none.
       const relayDb = kind === 'postgres' ? await openDatabase({ url: test.url, poolSize: 1 }) : db;
-      if (relayDb !== db) cleanups.push(() => relayDb.close());
+      if (relayDb !== db) cleanup(() => relayDb.close());
       const events = orderEvents(1);
-      await write(db, events);
+      await writeOutboxEvents(db, events);
       await db.query('ALTER TABLE outbox_checkpoint RENAME TO outbox_checkpoint_away');
       const running = relay({ db: relayDb, broker, logger, metrics });
       await expect.poll(() => metrics.failures.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
@@ -371,7 +317,7 @@ for (const { kind, skip } of databaseKinds()) {
 
       await db.query('ALTER TABLE outbox_away RENAME TO outbox');
       const events = orderEvents(1);
-      await write(db, events);
+      await writeOutboxEvents(db, events);
       await expect.poll(() => got.length, { timeout: 5_000 }).toBe(events.length);
       expect(running.isActive()).toBe(true);
       expect(logger.count('outbox relay active')).toBe(2);

@@ -1,16 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { afterEach, describe, expect, inject, it, vi } from 'vitest';
+import { describe, expect, inject, it, vi } from 'vitest';
 import { openDatabase, type Database, type Queryable } from '../../src/db/client.js';
-import { migrate } from '../../src/db/migrate.js';
 import type { OrderEvent } from '../../src/events/envelope.js';
 import type { Broker } from '../../src/messaging/broker.js';
 import { createInProcessBroker } from '../../src/messaging/in-process.js';
-import { createRabbitMqBroker } from '../../src/messaging/rabbitmq.js';
 import { startOutboxRelay, type OutboxRelay, type RelayOptions } from '../../src/outbox/relay.js';
 import { LOG_START, readAfter, readCheckpoint } from '../../src/outbox/store.js';
-import { createTestDatabase, databaseKinds, type TestDatabase } from '../helpers/databases.js';
+import { databaseKinds } from '../helpers/databases.js';
 import { makeEvent } from '../helpers/events.js';
-import { startTcpProxy } from '../helpers/tcp-proxy.js';
+import { migratedDatabase, orderEvents, proxiedRabbitMq, recordingLogger, useCleanups, waitUntilReadable, writeOutboxEvents } from '../helpers/outbox.js';
 
 const rabbitmqUrl = inject('rabbitmqUrl');
 const SWEEP_MS = 1_000;
@@ -18,16 +16,6 @@ const settled = () => new Promise((resolve) => setImmediate(resolve));
 const reads = (s: { text: string }) => /\bFROM outbox\b/.test(s.text);
 const checkpointWrites = (s: { text: string }) => /INSERT INTO outbox_checkpoint/.test(s.text);
 const notifies = (s: { text: string }) => s.text.includes('pg_notify');
-
-function recordingLogger() {
-  const lines: { level: 'info' | 'warn'; msg: string }[] = [];
-  return {
-    lines,
-    warnings: () => lines.filter((l) => l.level === 'warn'),
-    info: (_obj: object, msg: string) => void lines.push({ level: 'info', msg }),
-    warn: (_obj: object, msg: string) => void lines.push({ level: 'warn', msg }),
-  };
-}
 
 /**
  * The database as a relay sees it, with a hand on what passes between them: the statements it runs
@@ -89,52 +77,35 @@ async function consumer(broker: Broker, { hold = false } = {}) {
 
 for (const { kind, skip } of databaseKinds()) {
   describe.skipIf(skip)(`the outbox relay's passes on ${kind}`, () => {
-    const cleanups: (() => Promise<unknown>)[] = [];
-    afterEach(async () => {
-      for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
-    });
-
-    async function database(): Promise<{ db: Database; test: TestDatabase }> {
-      const test = await createTestDatabase(kind);
-      cleanups.push(() => test.drop());
-      const db = await openDatabase({ url: test.url });
-      cleanups.push(() => db.close());
-      await migrate(db);
-      return { db, test };
-    }
+    const cleanup = useCleanups();
+    const database = () => migratedDatabase(kind, cleanup);
 
     async function inProcessBroker(): Promise<Broker> {
       const broker = createInProcessBroker();
-      cleanups.push(() => broker.close());
+      cleanup(() => broker.close());
       return broker;
     }
 
     /** Writes the events and waits until they can be read: a transaction open anywhere on the server holds them back. */
     async function write(db: Database, events: OrderEvent[]): Promise<void> {
       const before = (await readAfter(db, LOG_START, 10_000)).length;
-      for (const e of events) {
-        await db.query('INSERT INTO outbox (event_id, order_id, sequence, type, payload) VALUES ($1, $2, $3, $4, $5)', [
-          e.id, e.order_id, e.sequence, e.type, JSON.stringify(e),
-        ]);
-      }
-      await expect.poll(async () => (await readAfter(db, LOG_START, 10_000)).length, { timeout: 10_000, interval: 20 }).toBe(before + events.length);
+      await writeOutboxEvents(db, events);
+      await waitUntilReadable(db, before + events.length);
     }
 
     /** A relay whose sweep comes only when a test advances the clock (fake intervals) or never during it. */
     function relay(options: Partial<RelayOptions> & Pick<RelayOptions, 'db' | 'broker'>): OutboxRelay {
       const started = startOutboxRelay({ logger: recordingLogger(), sweepMs: 600_000, ...options });
-      cleanups.push(() => started.stop());
+      cleanup(() => started.stop());
       return started;
     }
 
     function fakeSweeps(): void {
       vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
-      cleanups.push(async () => vi.useRealTimers());
+      cleanup(async () => vi.useRealTimers());
     }
 
     const shipped = async (db: Database) => (await readAfter(db, LOG_START, 10_000)).at(-1)!.at;
-    const orderEvents = (orders: number) =>
-      Array.from({ length: orders }, (_, i) => [1, 2, 3].map((sequence) => makeEvent({ orderId: i + 1, sequence }))).flat();
 
     it.each([
       ['woken', (running: OutboxRelay) => running.wake()],
@@ -205,19 +176,7 @@ for (const { kind, skip } of databaseKinds()) {
     describe.skipIf(!rabbitmqUrl)('with RabbitMQ through a proxy', () => {
       it('when the broker comes back while the relay is idle, then it ships what was written while it was away, without a wake or a sweep', async () => {
         const { db } = await database();
-        const target = new URL(rabbitmqUrl);
-        const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5672) });
-        cleanups.push(() => proxy.close());
-        target.port = String(proxy.port);
-        const exchange = `relay-passes-test-${randomUUID()}`;
-        const broker = createRabbitMqBroker({ url: target.toString(), exchange, reconnectMinMs: 50, reconnectMaxMs: 200 });
-        cleanups.push(async () => {
-          await broker.close();
-          const { default: amqp } = await import('amqplib');
-          const admin = await amqp.connect(rabbitmqUrl);
-          await (await admin.createChannel()).deleteExchange(exchange);
-          await admin.close();
-        });
+        const { broker, proxy } = await proxiedRabbitMq(cleanup, { exchangePrefix: 'relay-passes-test', reconnectMaxMs: 200 });
         const { got } = await consumer(broker);
         await expect.poll(() => broker.state(), { timeout: 10_000 }).toBe('up');
         const events = orderEvents(2);
@@ -269,7 +228,7 @@ for (const { kind, skip } of databaseKinds()) {
         const active = relay({ db, broker });
         await expect.poll(() => active.isActive(), { timeout: 10_000 }).toBe(true);
         const other = await openDatabase({ url: test.url });
-        cleanups.push(() => other.close());
+        cleanup(() => other.close());
         const seen = watched(other);
         const standby = relay({ db: seen.db, broker });
 
@@ -288,7 +247,7 @@ for (const { kind, skip } of databaseKinds()) {
         const active = relay({ db, broker });
         await expect.poll(() => active.isActive(), { timeout: 10_000 }).toBe(true);
         const other = await openDatabase({ url: test.url });
-        cleanups.push(() => other.close());
+        cleanup(() => other.close());
         const seen = watched(other);
         const lockChecks = () => seen.statements.filter((s) => s.text.includes('pg_locks'));
         const standby = relay({ db: seen.db, broker, sweepMs: SWEEP_MS });

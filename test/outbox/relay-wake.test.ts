@@ -1,55 +1,25 @@
-import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../../src/db/client.js';
-import { migrate } from '../../src/db/migrate.js';
-import type { OrderEvent } from '../../src/events/envelope.js';
 import type { Broker } from '../../src/messaging/broker.js';
 import { createInProcessBroker } from '../../src/messaging/in-process.js';
 import { startOutboxRelay, WAKE_CHANNEL, type OutboxRelay } from '../../src/outbox/relay.js';
 import { LOG_START, readAfter } from '../../src/outbox/store.js';
-import { createTestDatabase, databaseKinds, type TestDatabase } from '../helpers/databases.js';
+import { databaseKinds } from '../helpers/databases.js';
 import { makeEvent } from '../helpers/events.js';
+import { migratedDatabase, orderEvents, tap, useCleanups, writeOutboxEvents } from '../helpers/outbox.js';
 
 const silent = { info: () => undefined, warn: () => undefined };
 
 for (const { kind, skip } of databaseKinds()) {
   describe.skipIf(skip)(`waking the outbox relay on ${kind}`, () => {
-    const cleanups: (() => Promise<unknown>)[] = [];
-    afterEach(async () => {
-      for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
-    });
-
-    async function database(): Promise<{ db: Database; test: TestDatabase }> {
-      const test = await createTestDatabase(kind);
-      cleanups.push(() => test.drop());
-      const db = await openDatabase({ url: test.url });
-      cleanups.push(() => db.close());
-      await migrate(db);
-      return { db, test };
-    }
-
-    async function write(db: Database, events: OrderEvent[]): Promise<void> {
-      for (const e of events) {
-        await db.query('INSERT INTO outbox (event_id, order_id, sequence, type, payload) VALUES ($1, $2, $3, $4, $5)', [
-          e.id, e.order_id, e.sequence, e.type, JSON.stringify(e),
-        ]);
-      }
-    }
-
-    async function tap(broker: Broker): Promise<OrderEvent[]> {
-      const got: OrderEvent[] = [];
-      await broker.consume({ durable: true, queue: `relay-wake-test-${randomUUID()}`, prefetch: 1000 }, (d) => {
-        got.push(d.event);
-        d.ack();
-      });
-      return got;
-    }
+    const cleanup = useCleanups();
+    const database = () => migratedDatabase(kind, cleanup);
 
     /** A relay whose sweep never comes during a test: only a wake can make it look. */
     function relay(db: Database, broker: Broker, batchSize?: number): OutboxRelay {
       const started = startOutboxRelay({ db, broker, logger: silent, sweepMs: 600_000, batchSize });
-      cleanups.push(() => started.stop());
+      cleanup(() => started.stop());
       return started;
     }
 
@@ -63,13 +33,13 @@ for (const { kind, skip } of databaseKinds()) {
     it('when the active relay is woken, then it ships what was written at once, without waiting for a sweep', async () => {
       const { db } = await database();
       const broker = createInProcessBroker();
-      cleanups.push(() => broker.close());
-      const got = await tap(broker);
+      cleanup(() => broker.close());
+      const got = await tap(broker, 'relay-wake-test');
       const running = relay(db, broker);
       await expect.poll(() => running.isActive(), { timeout: 10_000 }).toBe(true);
       await sleep(100);
       const events = [makeEvent({ orderId: 1 }), makeEvent({ orderId: 2 })];
-      await write(db, events);
+      await writeOutboxEvents(db, events);
       await wakeUntil(running, () => got.length === events.length);
       expect(got.map((e) => e.id)).toEqual(events.map((e) => e.id));
     });
@@ -77,13 +47,13 @@ for (const { kind, skip } of databaseKinds()) {
     it('when more than a batch waits, then one wake ships all of it', async () => {
       const { db } = await database();
       const broker = createInProcessBroker();
-      cleanups.push(() => broker.close());
-      const got = await tap(broker);
+      cleanup(() => broker.close());
+      const got = await tap(broker, 'relay-wake-test');
       const running = relay(db, broker, 5);
       await expect.poll(() => running.isActive(), { timeout: 10_000 }).toBe(true);
       await sleep(100);
-      const events = Array.from({ length: 4 }, (_, i) => [1, 2, 3].map((sequence) => makeEvent({ orderId: i + 1, sequence }))).flat();
-      await write(db, events);
+      const events = orderEvents(4);
+      await writeOutboxEvents(db, events);
       await expect.poll(async () => (await readAfter(db, LOG_START, 100)).length, { timeout: 10_000, interval: 20 }).toBe(events.length);
       running.wake();
       await expect.poll(() => got.length, { timeout: 5_000 }).toBe(events.length);
@@ -93,12 +63,12 @@ for (const { kind, skip } of databaseKinds()) {
     it('when a stopped relay is woken, then it ships nothing', async () => {
       const { db } = await database();
       const broker = createInProcessBroker();
-      cleanups.push(() => broker.close());
-      const got = await tap(broker);
+      cleanup(() => broker.close());
+      const got = await tap(broker, 'relay-wake-test');
       const running = relay(db, broker);
       await expect.poll(() => running.isActive(), { timeout: 10_000 }).toBe(true);
       await running.stop();
-      await write(db, [makeEvent()]);
+      await writeOutboxEvents(db, [makeEvent()]);
       for (let i = 0; i < 10; i++) {
         running.wake();
         await sleep(30);
@@ -111,13 +81,13 @@ for (const { kind, skip } of databaseKinds()) {
       it('when a standby is woken many times at once, then it sends one NOTIFY and one more for what came meanwhile, takes no session, and stops sending once stopped', async () => {
         const { db, test } = await database();
         const broker = createInProcessBroker();
-        cleanups.push(() => broker.close());
-        const got = await tap(broker);
+        cleanup(() => broker.close());
+        const got = await tap(broker, 'relay-wake-test');
         const active = relay(db, broker);
         await expect.poll(() => active.isActive(), { timeout: 10_000 }).toBe(true);
 
         const other = await openDatabase({ url: test.url });
-        cleanups.push(() => other.close());
+        cleanup(() => other.close());
         const notifies: unknown[][] = [];
         let sessions = 0;
         const counted: Database = {
@@ -130,14 +100,14 @@ for (const { kind, skip } of databaseKinds()) {
         };
         const warnings: string[] = [];
         const standby = startOutboxRelay({ db: counted, broker, logger: { info: () => undefined, warn: (_obj, msg) => void warnings.push(msg) }, sweepMs: 50 });
-        cleanups.push(() => standby.stop());
+        cleanup(() => standby.stop());
         await sleep(300);
         expect(standby.isActive()).toBe(false);
         // The standby asks whether the lock is held on a pooled connection, each sweep, and takes no session while it is.
         expect(sessions).toBe(0);
 
         const events = [makeEvent({ orderId: 1 }), makeEvent({ orderId: 2 })];
-        await write(other, events);
+        await writeOutboxEvents(other, events);
         for (let i = 0; i < 50; i++) standby.wake();
         await expect.poll(() => got.length, { timeout: 10_000 }).toBe(events.length);
         await sleep(200);
@@ -153,11 +123,11 @@ for (const { kind, skip } of databaseKinds()) {
       it('when a standby loses the race for the lock, then it gives its connection back, and takes over once the active relay stops', async () => {
         const { db, test } = await database();
         const broker = createInProcessBroker();
-        cleanups.push(() => broker.close());
-        const got = await tap(broker);
+        cleanup(() => broker.close());
+        const got = await tap(broker, 'relay-wake-test');
         // One connection only: a session kept after the lost race would leave the standby none.
         const other = await openDatabase({ url: test.url, poolSize: 1 });
-        cleanups.push(() => other.close());
+        cleanup(() => other.close());
         let active: OutboxRelay | undefined;
         // The other relay takes the lock just after the standby saw it free.
         const racing: Database = {
@@ -173,7 +143,7 @@ for (const { kind, skip } of databaseKinds()) {
         };
         const warnings: string[] = [];
         const standby = startOutboxRelay({ db: racing, broker, logger: { info: () => undefined, warn: (_obj, msg) => void warnings.push(msg) }, sweepMs: 50 });
-        cleanups.push(() => standby.stop());
+        cleanup(() => standby.stop());
         await expect.poll(() => active?.isActive(), { timeout: 10_000 }).toBe(true);
         await sleep(500);
         expect(standby.isActive()).toBe(false);
@@ -182,7 +152,7 @@ for (const { kind, skip } of databaseKinds()) {
         await active!.stop();
         await expect.poll(() => standby.isActive(), { timeout: 5_000 }).toBe(true);
         const events = [makeEvent()];
-        await write(db, events);
+        await writeOutboxEvents(db, events);
         await wakeUntil(standby, () => got.length === events.length);
         expect(warnings).toEqual([]);
       });
