@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { OrderEvent } from '../../src/events/envelope.js';
-import { connect, createEventTable, makeEvent, startNotifier, type Notifier } from './harness.js';
+import { createEventLedger } from '../../src/notifications/ledger.js';
+import { connect, createEventTable, makeEvent, startNotifier, waitFor, type Notifier } from './harness.js';
 
 let notifier: Notifier;
 afterEach(async () => {
@@ -69,15 +70,39 @@ describe('what the hub remembers to drop redeliveries', () => {
     notifier.hub.broadcast(seen!);
 
     const client = await connect(notifier.url({ after: seen!.id }));
+    let pings = 0;
+    client.ws.on('ping', () => (pings += 1));
     await client.waitForEvents(1);
     // Several keep-alive rounds, each pruning what the live stream has passed: the missed event has not passed yet.
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await waitFor(() => pings >= 3, 5000, 'three pings');
     expect(notifier.hub.broadcast(missed!)).toBe('broadcast');
     const next = makeEvent({ orderId: 1, sequence: 3 });
     notifier.hub.broadcast(next);
 
+    // `next` goes out after the live copy of `missed` would have: once it is in, such a copy would be too.
     await client.waitForEvents(2);
-    await new Promise((resolve) => setTimeout(resolve, 50));
     expect(client.events.map((e) => e.id)).toEqual([missed!.id, next.id]);
+  });
+});
+
+describe('what the ledger counts as passed', () => {
+  it('when an order has been forgotten (trackedOrders 1), then an event of it still counts as passed by its id', () => {
+    const ledger = createEventLedger({ recentEventIds: 10, trackedOrders: 1 });
+    const forgottenOrder = makeEvent({ orderId: 1 });
+    ledger.admit(forgottenOrder);
+    ledger.admit(makeEvent({ orderId: 2 }));
+
+    expect(ledger.hasPassed(1, 1, forgottenOrder.id)).toBe(true);
+    expect(ledger.hasPassed(1, 1, makeEvent({ orderId: 1 }).id)).toBe(false);
+  });
+
+  it("when an id has been forgotten (recentEventIds 1), then its event still counts as passed by its order's last sequence, itself included", () => {
+    const ledger = createEventLedger({ recentEventIds: 1, trackedOrders: 10 });
+    const forgottenId = makeEvent({ orderId: 1 });
+    ledger.admit(forgottenId);
+    ledger.admit(makeEvent({ orderId: 2 }));
+
+    expect(ledger.hasPassed(1, 1, forgottenId.id)).toBe(true);
+    expect(ledger.hasPassed(1, 2, makeEvent({ orderId: 1, sequence: 2 }).id)).toBe(false);
   });
 });
