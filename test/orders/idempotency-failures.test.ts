@@ -87,6 +87,7 @@ describe('Idempotency-Key when requests fail, race or lose their lease', () => {
       const response = await post('stolen', body);
       expect(response.statusCode).toBe(409);
       expect(response.headers['retry-after']).toBe('1');
+      expect(response.headers['idempotent-replayed']).toBeUndefined();
       expect(response.json()).toMatchObject({
         code: 'idempotency_request_in_progress',
         detail: 'A request with this Idempotency-Key is still running; retry after it finishes.',

@@ -39,7 +39,14 @@ describe.skipIf(!postgresUrl)('Idempotency-Key on PostgreSQL when the first requ
       await keyHolder.query('BEGIN');
       await keyHolder.query(IN_FLIGHT, ['slow', fingerprint(body), 0]);
       const first = post(cutOff);
-      await sleep(300);
+      // The claim has reached PostgreSQL once a session of this database waits on a lock (a loaded machine may take a while).
+      const waiting = `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`;
+      // (keyHolder is inside a transaction, which would see one snapshot of the statistics unless told to drop it.)
+      const waitingNow = async () => {
+        await keyHolder.query('SELECT pg_stat_clear_snapshot()');
+        return (await keyHolder.query<{ n: number }>(waiting)).rows[0]!.n;
+      };
+      await expect.poll(waitingNow, { timeout: 10_000, interval: 20 }).toBe(1);
       proxy.blackhole();
       await keyHolder.query('ROLLBACK');
       await expect.poll(async () => (await keyHolder.query(`SELECT 1 FROM idempotency_keys WHERE key = 'open:slow'`)).rowCount).toBe(1);

@@ -27,6 +27,8 @@ for (const { kind, skip } of databaseKinds()) {
       const response = await post(`lease-${kind}-1`, body);
       expect(response.statusCode).toBe(409);
       expect(response.json()).toMatchObject({ code: 'idempotency_request_in_progress' });
+      // Nothing was replayed: the key's answer is not known yet.
+      expect(response.headers['idempotent-replayed']).toBeUndefined();
       // The seconds left when the answer was read back bound it from below: a loaded machine may take a while to answer.
       const [left] = await service.db.query<{ s: number }>(
         `SELECT ceil(extract(epoch FROM created_at + make_interval(secs => $2) - now()))::int AS s FROM idempotency_keys WHERE key = 'open:' || $1`,

@@ -135,23 +135,34 @@ for (const { kind, skip } of databaseKinds()) {
       expect((await app().inject({ method: 'GET', url: `/products/${product.id}` })).json()).toMatchObject({ stock: 10 });
     });
 
-    it('when orders are listed with filters, then they come newest first in pages', async () => {
+    it('when orders are listed with filters, then they come newest first in pages, and only the matching ones', async () => {
       const email = `pager-${kind}@example.com`;
+      const lamp = await createProduct(app(), { price: 5 });
       const ids: number[] = [];
-      for (let i = 0; i < 5; i++) ids.push((await createOrder(app(), { client_email: email })).id);
+      // Eleven, so that at least one cursor names a two-digit id.
+      for (let i = 0; i < 11; i++) ids.push((await createOrder(app(), { client_email: email, ...(i % 4 === 1 ? { product_id: lamp.id } : {}) })).id);
       await app().inject({ method: 'PATCH', url: `/orders/${ids[0]}`, payload: { status: 'Confirmed' } });
+      // Newer than all of them, of another client and product: no filter below may let it in.
+      const other = (await createOrder(app(), { client_email: `other-${kind}@example.com`, product_id: lamp.id })).id;
+      const list = async (query: string) => {
+        const answer = await app().inject({ method: 'GET', url: `/orders?${query}` });
+        expect(answer.statusCode).toBe(200);
+        return answer.json() as { items: { id: number }[]; next_cursor: string | null };
+      };
+      const byEmail = `client_email=${encodeURIComponent(email)}`;
 
-      const first = await app().inject({ method: 'GET', url: `/orders?client_email=${encodeURIComponent(email)}&limit=2` });
-      expect(first.statusCode).toBe(200);
-      const page1 = first.json();
-      expect(page1.items.map((o: { id: number }) => o.id)).toEqual([ids[4], ids[3]]);
-      const page2 = (await app().inject({ method: 'GET', url: `/orders?client_email=${encodeURIComponent(email)}&limit=2&cursor=${page1.next_cursor}` })).json();
-      expect(page2.items.map((o: { id: number }) => o.id)).toEqual([ids[2], ids[1]]);
-      const page3 = (await app().inject({ method: 'GET', url: `/orders?client_email=${encodeURIComponent(email)}&limit=2&cursor=${page2.next_cursor}` })).json();
-      expect(page3).toEqual({ items: [expect.objectContaining({ id: ids[0] })], next_cursor: null });
+      const page1 = await list(`${byEmail}&limit=1`);
+      expect(page1.items.map((o) => o.id)).toEqual([ids[10]]);
+      expect(ids[10]).toBeGreaterThan(9);
+      const page2 = await list(`${byEmail}&limit=3&cursor=${page1.next_cursor}`);
+      expect(page2.items.map((o) => o.id)).toEqual([ids[9], ids[8], ids[7]]);
+      const page3 = await list(`${byEmail}&limit=10&cursor=${page2.next_cursor}`);
+      expect(page3).toEqual({ items: [6, 5, 4, 3, 2, 1, 0].map((i) => expect.objectContaining({ id: ids[i] })), next_cursor: null });
 
-      const confirmed = (await app().inject({ method: 'GET', url: `/orders/?status=Confirmed&client_email=${encodeURIComponent(email)}` })).json();
-      expect(confirmed.items.map((o: { id: number }) => o.id)).toEqual([ids[0]]);
+      expect((await list(`status=Confirmed&${byEmail}`)).items.map((o) => o.id)).toEqual([ids[0]]);
+      expect((await list(`product_id=${lamp.id}`)).items.map((o) => o.id)).toEqual([other, ids[9], ids[5], ids[1]]);
+      expect((await list(`product_id=${lamp.id}&${byEmail}`)).items.map((o) => o.id)).toEqual([ids[9], ids[5], ids[1]]);
+      expect((await list('limit=1')).items.map((o) => o.id)).toEqual([other]);
       const bad = await app().inject({ method: 'GET', url: '/orders?cursor=bm9wZQ&status=Lost' });
       expect(bad.statusCode).toBe(422);
       expect(bad.json().errors.map((e: { field: string }) => e.field)).toContain('status');

@@ -43,7 +43,10 @@ describe('invalid input', () => {
   }
 
   it('when the name has surrounding spaces, then they are trimmed and 200 characters inside is fine', async () => {
-    const response = await post(orderInput({ client_name: `  ${'n'.repeat(200)}  ` }));
+    // A service of its own: which field is trimmed is fixed when the route is registered, and mutation testing
+    // (Stryker) credits a test only with the code that runs inside it, not in a beforeAll.
+    const own = await startTestService({ database: 'pglite' });
+    const response = await own.app.inject({ method: 'POST', url: '/orders/', payload: orderInput({ client_name: `  ${'n'.repeat(200)}  ` }) }).finally(() => own.close());
     expect(response.statusCode).toBe(201);
     expect(response.json().client_name).toBe('n'.repeat(200));
   });
