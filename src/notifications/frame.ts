@@ -10,15 +10,19 @@ interface FrameOptions {
   rsv1: boolean;
 }
 
-interface SenderStatics {
+export interface SenderStatics {
   frame(data: Buffer, options: FrameOptions): Buffer[];
 }
 
-// ws exports its Sender (the ESM wrapper names it) but @types/ws does not declare it.
-const exported = (ws as unknown as { Sender?: SenderStatics }).Sender;
-// Fail at start-up, not on the first broadcast, if a ws upgrade ever stops exporting it.
-if (!exported || typeof exported.frame !== 'function') throw new Error('ws no longer exports Sender.frame; notifications need it');
-const Sender: SenderStatics = exported;
+/** ws's Sender, which its ESM wrapper exports but @types/ws does not declare; throws when a ws release no longer has it. */
+export function senderOf(module: unknown): SenderStatics {
+  const exported = (module as { Sender?: Partial<SenderStatics> } | undefined)?.Sender;
+  if (!exported || typeof exported.frame !== 'function') throw new Error('ws no longer exports Sender.frame; notifications need it');
+  return exported as SenderStatics;
+}
+
+// Fails at start-up, not on the first broadcast.
+const Sender = senderOf(ws);
 
 const TEXT_OPCODE = 0x1;
 
@@ -36,7 +40,15 @@ export interface Outgoing {
 
 export function toOutgoing(event: OrderEvent, body?: Buffer, logPosition?: string): Outgoing {
   const payload = body ?? Buffer.from(JSON.stringify(event));
-  // Stryker disable next-line BooleanLiteral: readOnly only matters when masking (ws copies the data before masking it); a server frame is never masked
-  const frame = Buffer.concat(Sender.frame(payload, { fin: true, opcode: TEXT_OPCODE, mask: false, readOnly: true, rsv1: false }));
+  const frame = Buffer.concat(
+    Sender.frame(payload, {
+      fin: true,
+      opcode: TEXT_OPCODE,
+      mask: false,
+      // Stryker disable next-line BooleanLiteral: readOnly only matters when masking (ws copies the data before masking it); a server frame is never masked
+      readOnly: true,
+      rsv1: false,
+    }),
+  );
   return { event, payload, frame, emailKey: event.order.client_email.toLowerCase(), position: parsePosition(logPosition) };
 }
