@@ -39,6 +39,8 @@ export const GROUPS: readonly Group[] = [
       ...t('security', 'keys', 'logs', 'policy', 'rate-limit', 'headers'),
       ...t('contract', 'json-body', 'errors', 'validation', 'health', 'request-id', 'openapi', 'console-files', 'problems'),
       'test/http.test.ts',
+      // The entity tags and money fields are the http helpers' but their tests are the order routes'.
+      ...t('orders', 'etag', 'money'),
     ],
     ignoreStatic: true,
   },

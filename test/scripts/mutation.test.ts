@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planRun, renderScores, scoreOf } from '../../scripts/mutation.js';
+import { planRun, renderScores, resultKind, scoreOf } from '../../scripts/mutation.js';
 import { GROUPS } from '../../scripts/mutation/groups.js';
 
 const mutants = (counts: Record<string, number>) =>
@@ -20,6 +20,16 @@ describe('the mutation score per file', () => {
     const table = renderScores([scoreOf('src/a.ts', mutants({ Killed: 2, Survived: 1 })), scoreOf('src/b.ts', [])]);
 
     expect(table.split('\n').slice(2)).toEqual(['| `src/a.ts` | 66.7% | 2 | 0 | 1 | 0 | 0 |', '| `src/b.ts` | – | 0 | 0 | 0 | 0 | 0 |']);
+  });
+});
+
+describe('where a group\'s result is kept', () => {
+  it('when every file reaches 80% (or has no mutant to test), then it is committed, and CI runs the group', () => {
+    expect(resultKind([scoreOf('src/a.ts', mutants({ Killed: 4, Survived: 1 })), scoreOf('src/types.ts', [])])).toBe('committed');
+  });
+
+  it('when one file is below 80%, then it is pending, and CI does not run the group', () => {
+    expect(resultKind([scoreOf('src/a.ts', mutants({ Killed: 10 })), scoreOf('src/b.ts', mutants({ Killed: 79, Survived: 21 }))])).toBe('pending');
   });
 });
 
