@@ -36,7 +36,7 @@ export const GROUPS: readonly Group[] = [
     name: 'http',
     mutate: ['src/http/*.ts'],
     tests: [
-      ...t('security', 'keys', 'logs', 'policy', 'rate-limit', 'headers'),
+      ...t('security', 'keys', 'logs', 'policy', 'rate-limit', 'headers', 'wiring', 'upgrade-refusals'),
       ...t('contract', 'json-body', 'errors', 'validation', 'health', 'request-id', 'openapi', 'console-files', 'problems'),
       'test/http.test.ts',
       // The entity tags and money fields are the http helpers' but their tests are the order routes'.

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { securityOptions } from '../../src/http/security.js';
@@ -10,19 +10,19 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 describe('request ids, in process', () => {
   let app: Awaited<ReturnType<typeof buildApp>>;
   let logged = '';
-  beforeAll(async () => {
-    const sink = new Writable({
+  // Built for each test, so that what it registers at start is credited to the test that checks it (mutation tests).
+  const sink = () =>
+    new Writable({
       write(chunk: Buffer, _encoding, done) {
         logged += chunk.toString();
         done();
       },
     });
-    app = await buildApp({ logger: pino({ level: 'info' }, sink), security: securityOptions(loadConfig({ API_KEYS: 'k1' })), readiness: {} });
-  });
-  afterAll(() => app?.close());
-  beforeEach(() => {
+  beforeEach(async () => {
     logged = '';
+    app = await buildApp({ logger: pino({ level: 'info' }, sink()), security: securityOptions(loadConfig({ API_KEYS: 'k1' })), readiness: {} });
   });
+  afterEach(() => app?.close());
 
   const idOf = async (given?: string) => {
     const answer = await app.inject({ method: 'GET', url: '/healthz', headers: given === undefined ? {} : { 'x-request-id': given } });
@@ -47,8 +47,10 @@ describe('request ids, in process', () => {
   });
 
   it('when a request is answered, refused or not found, then one line says so with its method, path (no query), route, status and time, under its id', async () => {
+    const started = performance.now();
     await app.inject({ method: 'GET', url: '/healthz?probe=1', headers: { 'x-request-id': 'req-1' } });
     await app.inject({ method: 'GET', url: '/orders?status=x', headers: { 'x-request-id': 'req-2' } });
+    const wall = performance.now() - started;
     const lines = logged.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.msg === 'request answered');
 
     expect(lines).toHaveLength(2);
@@ -57,6 +59,21 @@ describe('request ids, in process', () => {
     for (const line of lines) {
       expect(typeof line.ms).toBe('number');
       expect(Math.round((line.ms as number) * 10) / 10).toBe(line.ms);
+      // Milliseconds, to a tenth: no request took longer than both together.
+      expect(line.ms as number).toBeLessThanOrEqual(Math.ceil(wall * 10) / 10);
+    }
+  });
+
+  it('when the logger is at warn, then no line is written for an answered request', async () => {
+    const quiet = await buildApp({ logger: pino({ level: 'warn' }, sink()), security: securityOptions(loadConfig({})), readiness: {} });
+    try {
+      logged = '';
+      const answer = await quiet.inject({ method: 'GET', url: '/healthz' });
+      expect(answer.statusCode).toBe(200);
+      expect(answer.headers['x-request-id']).toMatch(UUID);
+      expect(logged).toBe('');
+    } finally {
+      await quiet.close();
     }
   });
 });

@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { securityOptions } from '../../src/http/security.js';
@@ -12,10 +12,11 @@ const DASHBOARD = 'https://dashboard.example';
 for (const setup of setups()) {
   describe.skipIf(setup.skip)(`response headers on ${setup.name}`, () => {
     let service: TestService;
-    beforeAll(async () => {
+    // Each test starts its own service, so that what the service registers at start counts as tested (mutation tests).
+    beforeEach(async () => {
       service = await startTestService({ database: setup.database, env: { API_KEYS: 'k1' } });
     });
-    afterAll(() => service?.close());
+    afterEach(() => service?.close());
 
     it('when anything is answered (data, errors, docs, health), then it carries X-Content-Type-Options: nosniff', async () => {
       const answers = await Promise.all([

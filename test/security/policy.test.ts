@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { builtConsoleFixture } from '../helpers/console-fixture.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 import { bearer } from './setups.js';
@@ -7,10 +7,10 @@ const DASHBOARD = 'https://dashboard.example';
 
 describe('CORS for the named origins', () => {
   let service: TestService;
-  beforeAll(async () => {
+  beforeEach(async () => {
     service = await startTestService({ database: 'pglite', env: { API_KEYS: 'k1', CORS_ORIGINS: `${DASHBOARD},http://localhost:3000` } });
   });
-  afterAll(() => service?.close());
+  afterEach(() => service?.close());
 
   const options = (headers: Record<string, string>) => service.app.inject({ method: 'OPTIONS', url: '/orders/', headers });
 
@@ -50,13 +50,11 @@ describe('CORS for the named origins', () => {
 describe('caching', () => {
   let service: TestService;
   const built = builtConsoleFixture();
-  beforeAll(async () => {
+  beforeEach(async () => {
     service = await startTestService({ database: 'pglite', env: { API_KEYS: 'k1' }, consoleRoot: built.root });
   });
-  afterAll(async () => {
-    await service?.close();
-    built.remove();
-  });
+  afterEach(() => service?.close());
+  afterAll(() => built.remove());
 
   it('when the console page is served, then its own cache policy is kept; API answers say no-store', async () => {
     const page = await service.app.inject({ method: 'GET', url: '/' });
