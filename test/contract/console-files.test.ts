@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -44,6 +44,19 @@ describe('the console\'s files', () => {
     expect((await app!.inject({ method: 'GET', url: '/assets/no-such-file.js' })).statusCode).toBe(401);
   });
 
+  it('when the console folder holds a dot file, or gets a file after start, then neither is served: only what was built is public', async () => {
+    const built = builtConsoleFixture();
+    onTestFinished(() => built.remove());
+    writeFileSync(path.join(built.root, '.env'), 'SECRET=1');
+    await start(built.root);
+    writeFileSync(path.join(built.root, 'assets', 'late.js'), 'alert(1)');
+
+    const answers = await Promise.all(['/.env', '/assets/late.js'].map((url) => app!.inject({ method: 'GET', url })));
+
+    expect(answers.map((a) => a.statusCode)).toEqual([401, 401]);
+    expect(answers.map((a) => a.json().code)).toEqual(['unauthorized', 'unauthorized']);
+  });
+
   it('when the console is not built, then GET / is 503 saying how to build it, and a warning says so at start', async () => {
     emptyRoot = mkdtempSync(path.join(tmpdir(), 'no-console-'));
     let logged = '';
@@ -58,6 +71,8 @@ describe('the console\'s files', () => {
     const page = await app!.inject({ method: 'GET', url: '/' });
 
     expect(page.statusCode).toBe(503);
+    // The page is not part of the API: the OpenAPI document does not list it.
+    expect(Object.keys((await app!.inject({ method: 'GET', url: '/openapi.json' })).json().paths)).not.toContain('/');
     expect(page.json()).toMatchObject({ code: 'service_unavailable', detail: 'The console is not built: run `npm run build` (npm start does it).' });
     const warnings = logged.trim().split('\n').map((line) => JSON.parse(line) as { level: number; msg: string; root?: string });
     expect(warnings).toContainEqual(
