@@ -1,6 +1,8 @@
+import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../../src/errors.js';
-import { isExact, parseJsonBody } from '../../src/http/json-body.js';
+import { installJsonBody, isExact, parseJsonBody } from '../../src/http/json-body.js';
+import { installErrorHandling } from '../../src/http/problems.js';
 
 /** The refusal parseJsonBody throws for `raw`, as the client gets it. */
 function refusal(raw: Buffer | string): { code: string; detail: string; errors?: { field: string; message: string }[] } {
@@ -56,6 +58,17 @@ describe('reading a JSON body', () => {
     ['an encoded surrogate', '{"a":"', [0xed, 0xa0, 0x80], '"}', 'a'],
     ['a lead byte past U+10FFFF', '{"a":"', [0xf5, 0x80, 0x80, 0x80], '"}', 'a'],
     ['a bare continuation byte', '{"a":"', [0x80], '"}', 'a'],
+    ['the place just after a string value', '{"a":"x"', [0xff], '}', 'a'],
+    ['a field name cut short', '{"ab', [0xff], '":1}', 'body'],
+    ['a field name cut short after an escaped quote', '{"a\\"', [0xff], '":1}', 'body'],
+    ['a field after a key with a raw tab', '{"a\tb":1,"c":"', [0xff], '"}', 'c'],
+    ['a field after a key with a bad escape', '{"a\\x":1,"c":"', [0xff], '"}', 'c'],
+    ['a field after an object whose key has a bad escape', '{"o":{"a\\x":1},"c":"', [0xff], '"}', 'c'],
+    ['the value of a nested key with a bad escape', '{"o":{"a\\x":"', [0xff], '"}}', 'o'],
+    ['the value of a key with a bad escape', '{"a\\x":"', [0xff], '"}', 'body'],
+    ['a field name in a nested object', '{"a":{"', [0xff], '":1}}', 'a'],
+    ['a field after DEL and a two-byte character', '{"a":"\x7f©","b":"', [0xff], '"}', 'b'],
+    ['a sequence cut short by the end of the body', '{"a":"€","b":"', [0xf0, 0x9f, 0x98], '', 'b'],
   ])('when %s is not UTF-8, then it is 422 naming it', (_case, head, bad, tail, field) => {
     expect(refusal(withBadBytes(head, bad, tail))).toEqual({ code: 'validation_failed', detail: `Invalid body: ${field} ${NOT_UTF8}.`, errors: [{ field, message: NOT_UTF8 }] });
   });
@@ -66,6 +79,8 @@ describe('reading a JSON body', () => {
     ['{"1e400":"19.999999999999999999","x\\"1e400":1,"p":1e-400}', 'p', '1e-400'],
     ['[9007199254740993]', '0', '9007199254740993'],
     ['-1234567890.123456789', 'body', '-1234567890.123456789'],
+    ['[{},"x",1e400]', '2', '1e400'],
+    ['["x",1e400]', '1', '1e400'],
   ])('when %s has a number a double cannot hold as written, then it is 422 naming %s', (text, field, literal) => {
     const message = `is ${literal}, which cannot be read exactly as written (too many digits, or too small or too large)`;
     expect(refusal(text)).toEqual({ code: 'validation_failed', detail: `Invalid body: ${field} ${message}.`, errors: [{ field, message }] });
@@ -81,7 +96,7 @@ describe('reading a JSON body', () => {
     expect(refusal(text)).toEqual({ code: 'validation_failed', detail: `Invalid body: ${field} ${SURROGATE}.`, errors: [{ field, message: SURROGATE }] });
   });
 
-  it.each(['200.00', '2e2', '1E2', '1e+2', '0.1', '1e-7', '0e5', '0.0e-3', '-0', '-1.50', '100e-2', '123456789012345', '0.000000000000000001', '0.30000000000000004', '9007199254740992', '1.7976931348623157e308', '5e-324'])(
+  it.each(['200.00', '2e2', '1E2', '1e+2', '0.1', '1e-7', '0e5', '0.0e-3', '-0', '-1.50', '100e-2', '123456789012345', '0.000000000000000001', '0.30000000000000004', '9007199254740992', '1.7976931348623157e308', '5e-324', '1.50e1', '1.050e2', '1050000000000000000000', '-1.5e-7'])(
     'when a number is written %s, then it is exact',
     (literal) => {
       expect(isExact(literal)).toBe(true);
@@ -94,4 +109,46 @@ describe('reading a JSON body', () => {
       expect(isExact(literal)).toBe(false);
     },
   );
+
+  it('when a number is written without an exponent but too small for a double, then it is refused as 1e-401 is', () => {
+    const tiny = `0.${'0'.repeat(400)}1`;
+    expect(isExact(tiny)).toBe(false);
+    expect(refusal(`{"p":${tiny}}`).errors).toEqual([{ field: 'p', message: `is ${tiny}, which cannot be read exactly as written (too many digits, or too small or too large)` }]);
+  });
+
+  describe('in an app that installs it', () => {
+    /** An app with the JSON body and the problem answers installed, and a route that echoes the body. */
+    async function app() {
+      const built = Fastify();
+      installJsonBody(built);
+      installErrorHandling(built);
+      built.post('/things', async (request) => ({ body: request.body }));
+      await built.ready();
+      return built;
+    }
+
+    it('when a body is well-formed JSON, then the route gets it read', async () => {
+      const built = await app();
+      const response = await built.inject({ method: 'POST', url: '/things', headers: { 'content-type': 'application/json' }, payload: '{"price":19.99}' });
+      expect(response.statusCode).toBe(200);
+      expect(response.json()).toEqual({ body: { price: 19.99 } });
+      await built.close();
+    });
+
+    it('when a number cannot be read as written, then the answer is 422 naming its field', async () => {
+      const built = await app();
+      const response = await built.inject({ method: 'POST', url: '/things', headers: { 'content-type': 'application/json' }, payload: '{"price":19.999999999999999999}' });
+      expect(response.statusCode).toBe(422);
+      expect(response.json()).toMatchObject({ code: 'validation_failed', errors: [{ field: 'price', message: 'is 19.999999999999999999, which cannot be read exactly as written (too many digits, or too small or too large)' }] });
+      await built.close();
+    });
+
+    it('when a body is not JSON, then the answer is 415', async () => {
+      const built = await app();
+      const response = await built.inject({ method: 'POST', url: '/things', headers: { 'content-type': 'text/plain' }, payload: 'price: 19.99' });
+      expect(response.statusCode).toBe(415);
+      expect(response.json()).toMatchObject({ code: 'unsupported_media_type' });
+      await built.close();
+    });
+  });
 });
