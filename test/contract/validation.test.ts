@@ -121,9 +121,9 @@ describe('when the validators are compiled', () => {
   });
 
   async function listening(schemaPattern: string) {
-    const lines: { level: number; msg: string }[] = [];
+    const lines: { level: number; msg: string; err?: { message: string } }[] = [];
     const app = Fastify({
-      logger: { level: 'error', stream: { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) } },
+      logger: { level: 'error', stream: { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) } },
     });
     started.push(app);
     installValidators(app);
@@ -138,6 +138,7 @@ describe('when the validators are compiled', () => {
     const { app, lines } = await listening('[');
 
     await expect.poll(() => lines.map((l) => l.msg), { timeout: 5_000 }).toContain('a route schema does not compile: its requests will fail');
+    expect(lines.find((l) => l.msg.startsWith('a route schema'))?.err?.message).toMatch(/^Invalid regular expression: \/\[\//);
     const refused = await app.inject({ method: 'POST', url: '/good', payload: { code: 'ABC' } });
     expect(refused.statusCode).toBe(422);
     const accepted = await app.inject({ method: 'POST', url: '/good', payload: { code: 'abc' } });
