@@ -37,7 +37,7 @@ export const GROUPS: readonly Group[] = [
     mutate: ['src/http/*.ts'],
     tests: [
       ...t('security', 'keys', 'logs', 'policy', 'rate-limit', 'headers', 'wiring', 'upgrade-refusals'),
-      ...t('contract', 'json-body', 'errors', 'validation', 'health', 'request-id', 'openapi', 'console-files', 'problems'),
+      ...t('contract', 'json-body', 'json-body-exact', 'errors', 'validation', 'validation-registration', 'input', 'health', 'request-id', 'openapi', 'console-files', 'problems', 'problems-handlers', 'problems-client-errors'),
       'test/http.test.ts',
       // The entity tags and money fields are the http helpers' but their tests are the order routes'.
       ...t('orders', 'etag', 'money'),
