@@ -171,4 +171,26 @@ describe('which field a refusal names', () => {
       { numRuns: 1000 },
     );
   });
+
+  it('when any bytes arrive, JSON-like or not, then the body is read or refused with a problem, never a crash', () => {
+    // Fragments that make JSON and break it: structure, keys, escapes, numbers, control characters, bytes that are not UTF-8.
+    const fragment = fc.constantFrom<string | number[]>(
+      '{', '}', '[', ']', ',', ':', '"', '\\', '\\"', '\\u', 'd800', '\\x', 'a', '1', '0', '-', '.', 'e', '+', '9'.repeat(20), '0'.repeat(30),
+      ' ', '\t', '\n', '\u0000', 'é', '😀', 'true', 'null', [0xff], [0xc3], [0x80], [0xed, 0xa0, 0x80], [0xf0, 0x9f], [0xe2, 0x82],
+    );
+    // Bytes that are not UTF-8 are most often met after a few keys and strings, some of them broken: a head of those comes first.
+    const keyish = fc.constantFrom<string | number[]>('{', '"', 'a', '\\"', '\\x', '\t', ':', '1', ',', [0xff]);
+    fc.assert(
+      fc.property(fc.array(keyish, { maxLength: 10 }), fc.array(fragment, { maxLength: 30 }), (head, parts) => {
+        const raw = Buffer.concat([...head, ...parts].map((part) => (typeof part === 'string' ? Buffer.from(part) : Buffer.from(part))));
+        try {
+          parseJsonBody(raw);
+        } catch (error) {
+          expect(error, raw.toString('latin1')).toBeInstanceOf(ApiError);
+          expect(['malformed_json', 'validation_failed']).toContain((error as ApiError).code);
+        }
+      }),
+      { numRuns: 5000 },
+    );
+  });
 });
