@@ -188,8 +188,10 @@ for (const { kind, skip } of databaseKinds()) {
         await expect.poll(() => broker.state(), { timeout: 10_000 }).not.toBe('up');
         await write(db, events.slice(3));
         await proxy.restore();
-        await expect.poll(() => got.length, { timeout: 10_000 }).toBe(events.length);
-        expect(got.map((e) => e.id)).toEqual(events.map((e) => e.id));
+        // At least once: an ack still on its way when the connection was cut brings that event again.
+        const distinct = () => [...new Set(got.map((e) => e.id))];
+        await expect.poll(() => distinct().length, { timeout: 10_000 }).toBe(events.length);
+        expect(distinct()).toEqual(events.map((e) => e.id));
       });
     });
 
