@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
 import { comparePositions, type LogPosition } from '../events/log-position.js';
+import type { WriteCoalescer } from './coalesce.js';
 import type { Outgoing } from './frame.js';
 import type { EventLedger } from './ledger.js';
 
@@ -33,9 +34,12 @@ interface ReplayedEvent {
 
 const DRAIN_POLL_MS = 10;
 
-/** Whether a frame of `bytes` may join a send buffer holding `buffered`: an idle socket takes any one frame, a busy one up to `max` in all. */
-export function fitsSendBuffer(buffered: number, bytes: number, max: number): boolean {
-  return buffered === 0 || buffered + bytes <= max;
+/**
+ * Whether a frame of `bytes` may join a send buffer holding `buffered`, of which `held` are this turn's frames
+ * held for one write: a socket whose peer has taken everything else takes any frame, a busy one up to `max` in all.
+ */
+export function fitsSendBuffer(buffered: number, bytes: number, max: number, held = 0): boolean {
+  return buffered === held || buffered + bytes <= max;
 }
 
 /** One connected socket: its filter, its send buffer bound, its keep-alive and its catch-up state. */
@@ -56,6 +60,8 @@ export class Client {
     private readonly filter: ClientFilter,
     private readonly limits: ClientLimits,
     private readonly counters: ClientCounters,
+    /** Holds raw writes until the end of the event-loop turn, so events broadcast together go out in one write. */
+    private readonly coalescer?: WriteCoalescer,
   ) {
     this.emailKey = filter.clientEmail?.toLowerCase();
     // A pre-built frame is only valid on a socket with no extension (no permessage-deflate) to transform it.
@@ -94,13 +100,15 @@ export class Client {
   /** Sends now, or disconnects the client when the frame would take its send buffer over the bound. */
   write(out: Outgoing): boolean {
     if (!this.isOpen()) return false;
-    if (!this.hasRoomFor(out.frame.length)) {
+    if (!this.makeRoomFor(out.frame.length)) {
       this.counters.slowConsumerDisconnects += 1;
       this.closeWith(CLOSE_SLOW_CONSUMER, `slow consumer: send buffer over ${this.limits.maxBufferedBytes} bytes`);
       return false;
     }
-    if (this.raw) this.raw.write(out.frame);
-    else this.socket.send(out.payload, { binary: false });
+    if (this.raw) {
+      this.coalescer?.hold(this.raw);
+      this.raw.write(out.frame);
+    } else this.socket.send(out.payload, { binary: false });
     this.counters.framesSent += 1;
     this.counters.peakBufferedBytes = Math.max(this.counters.peakBufferedBytes, this.socket.bufferedAmount);
     return true;
@@ -110,7 +118,7 @@ export class Client {
   async writePaced(out: Outgoing): Promise<boolean> {
     const deadline = Date.now() + this.limits.stallTimeoutMs;
     // Stryker disable next-line EqualityOperator: `<=` waits one millisecond longer, which no test can tell apart
-    while (this.isOpen() && !this.hasRoomFor(out.frame.length) && Date.now() < deadline) {
+    while (this.isOpen() && !this.makeRoomFor(out.frame.length) && Date.now() < deadline) {
       await sleep(DRAIN_POLL_MS);
     }
     return this.write(out);
@@ -149,7 +157,19 @@ export class Client {
     this.replayed.clear();
   }
 
-  private hasRoomFor(bytes: number): boolean {
-    return fitsSendBuffer(this.socket.bufferedAmount, bytes, this.limits.maxBufferedBytes);
+  /**
+   * Whether a frame of `bytes` fits the send buffer bound. Frames held for the turn's one write are sent
+   * first when this one would take them past the bound, so that what is held never passes it.
+   */
+  private makeRoomFor(bytes: number): boolean {
+    let held = 0;
+    if (this.raw && this.coalescer) {
+      held = this.coalescer.heldBytes(this.raw);
+      if (held + bytes > this.limits.maxBufferedBytes) {
+        this.coalescer.release(this.raw);
+        held = 0;
+      }
+    }
+    return fitsSendBuffer(this.socket.bufferedAmount, bytes, this.limits.maxBufferedBytes, held);
   }
 }

@@ -2,6 +2,7 @@ import { WebSocket } from 'ws';
 import type { OrderEvent } from '../events/envelope.js';
 import { catchUp, type ReplayAfter } from './catch-up.js';
 import { Client, type ClientCounters, type ClientFilter } from './client.js';
+import { createWriteCoalescer } from './coalesce.js';
 import { toOutgoing } from './frame.js';
 import { createEventLedger, type Verdict } from './ledger.js';
 
@@ -80,6 +81,7 @@ export function createNotificationHub(options: NotificationHubOptions = {}): Not
     trackedOrders: options.trackedOrders ?? 100_000,
   });
   const clients = new Set<Client>();
+  const coalescer = createWriteCoalescer();
   const counters: ClientCounters = { peakBufferedBytes: 0, slowConsumerDisconnects: 0, framesSent: 0 };
   let resumes = 0;
   const dropped = { duplicate: 0, stale: 0 };
@@ -116,7 +118,7 @@ export function createNotificationHub(options: NotificationHubOptions = {}): Not
 
     connect(socket, { filter = {}, after, replayAfter } = {}) {
       if (after !== undefined && replayAfter === undefined) throw new TypeError('connect: `after` needs `replayAfter`');
-      const client = new Client(socket, filter, limits, counters);
+      const client = new Client(socket, filter, limits, counters, coalescer);
       socket.on('pong', () => {
         client.alive = true;
       });

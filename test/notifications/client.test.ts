@@ -1,11 +1,13 @@
 import { createHook, type AsyncHook } from 'node:async_hooks';
 import { once } from 'node:events';
+import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { catchUp } from '../../src/notifications/catch-up.js';
 import { CLOSE_SLOW_CONSUMER, Client, fitsSendBuffer, type ClientCounters, type ClientLimits } from '../../src/notifications/client.js';
+import { createWriteCoalescer, type WriteCoalescer } from '../../src/notifications/coalesce.js';
 import { toOutgoing } from '../../src/notifications/frame.js';
 import { createEventLedger } from '../../src/notifications/ledger.js';
 import { connect, makeEvent, startNotifier, waitFor, type Notifier, type TestClient } from './harness.js';
@@ -36,7 +38,7 @@ interface Pair {
 }
 
 /** A Client on the server end of a real connection (no permessage-deflate), disposed when the socket closes, as the hub does. */
-async function openPair(limits: Partial<ClientLimits> = {}): Promise<Pair> {
+async function openPair(limits: Partial<ClientLimits> = {}, coalescer?: WriteCoalescer): Promise<Pair> {
   if (!server) {
     server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
     await once(server, 'listening');
@@ -45,7 +47,7 @@ async function openPair(limits: Partial<ClientLimits> = {}): Promise<Pair> {
   const peer = await connect(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`);
   const [socket] = await accepted;
   const counters: ClientCounters = { peakBufferedBytes: 0, slowConsumerDisconnects: 0, framesSent: 0 };
-  const client = new Client(socket, {}, { ...LIMITS, ...limits }, counters);
+  const client = new Client(socket, {}, { ...LIMITS, ...limits }, counters, coalescer);
   const socketClosed = once(socket, 'close');
   socket.once('close', () => client.dispose());
   return { socket, socketClosed, peer, client, counters };
@@ -103,6 +105,68 @@ describe('the send buffer bound', () => {
       }),
     );
     fc.assert(fc.property(size, size, (bytes, max) => fitsSendBuffer(0, bytes, max)));
+  });
+
+  it('when every buffered byte is held for the turn\'s one write, then any frame fits; bytes the peer has not taken count', () => {
+    expect(fitsSendBuffer(900, 5000, 1024, 900)).toBe(true);
+    expect(fitsSendBuffer(901, 100, 1024, 900)).toBe(true);
+    expect(fitsSendBuffer(901, 124, 1024, 900)).toBe(false);
+    const size = fc.integer({ min: 0, max: 1 << 30 });
+    fc.assert(fc.property(size, size, size, (held, bytes, max) => fitsSendBuffer(held, bytes, max, held)));
+    fc.assert(
+      fc.property(size, fc.integer({ min: 1, max: 1 << 20 }), size, size, (held, waiting, bytes, max) => {
+        expect(fitsSendBuffer(held + waiting, bytes, max, held)).toBe(held + waiting + bytes <= max);
+      }),
+    );
+  });
+});
+
+describe('writing to a client whose frames are held for one write per turn', () => {
+  function manualTurns() {
+    const flushes: (() => void)[] = [];
+    return { schedule: (flush: () => void) => void flushes.push(flush), endTurn: () => flushes.splice(0).forEach((flush) => flush()) };
+  }
+
+  it('when a turn\'s frames pass the bound together, then what is held is sent early, never passes the bound, and no frame is refused', async () => {
+    const turns = manualTurns();
+    const coalescer = createWriteCoalescer(turns.schedule);
+    const { client, counters, peer, socket } = await openPair({ maxBufferedBytes: 1024 }, coalescer);
+    const events = Array.from({ length: 10 }, (_, i) => makeEvent({ orderId: i + 1, padding: 300 }));
+    const raw = (socket as unknown as { _socket: net.Socket })._socket;
+    let mostHeld = 0;
+
+    for (const event of events) {
+      expect(client.write(toOutgoing(event))).toBe(true);
+      mostHeld = Math.max(mostHeld, coalescer.heldBytes(raw));
+    }
+
+    expect(mostHeld).toBeGreaterThan(0);
+    expect(mostHeld).toBeLessThanOrEqual(1024);
+    // The last frame waits for the end of the turn.
+    expect(coalescer.held()).toBe(1);
+    turns.endTurn();
+    await peer.waitForEvents(10);
+    expect(peer.events.map((e) => e.id)).toEqual(events.map((e) => e.id));
+    expect(counters).toMatchObject({ slowConsumerDisconnects: 0, framesSent: 10 });
+    expect(counters.peakBufferedBytes).toBeLessThanOrEqual(1024);
+  });
+
+  it('when the peer has not taken an earlier turn\'s frames, then a frame that would pass the bound is refused with 4008', async () => {
+    const turns = manualTurns();
+    const { client, counters, peer, socket } = await openPair({ maxBufferedBytes: 1024 }, createWriteCoalescer(turns.schedule));
+    peer.ws.pause();
+    const large = makeEvent({ padding: 16 * 1024 * 1024 });
+    expect(client.write(toOutgoing(large))).toBe(true);
+    turns.endTurn();
+    expect(socket.bufferedAmount).toBeGreaterThan(0);
+
+    expect(client.write(toOutgoing(makeEvent({ orderId: 2 })))).toBe(false);
+
+    expect(counters).toMatchObject({ slowConsumerDisconnects: 1, framesSent: 1 });
+    turns.endTurn();
+    peer.ws.resume();
+    expect((await peer.closed).code).toBe(CLOSE_SLOW_CONSUMER);
+    expect(peer.events.map((e) => e.id)).toEqual([large.id]);
   });
 });
 
