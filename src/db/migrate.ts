@@ -1,9 +1,8 @@
-import { fileURLToPath } from 'node:url';
 import type { PgliteDatabase } from 'drizzle-orm/pglite';
 import type pg from 'pg';
+import { MIGRATIONS_FOLDER as migrationsFolder } from '../paths.js';
 import type { Database } from './client.js';
 
-const migrationsFolder = fileURLToPath(new URL('./migrations', import.meta.url));
 // Any constant will do; every instance must agree on it.
 const MIGRATION_LOCK = 7_340_112;
 

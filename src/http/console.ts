@@ -1,12 +1,10 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../errors.js';
 
-/** Where `npm run build` puts the console, the same from src/http (tsx) and dist/http (node). */
-export const DEFAULT_CONSOLE_ROOT = fileURLToPath(new URL('../../dist/console/', import.meta.url));
+export { CONSOLE_ROOT as DEFAULT_CONSOLE_ROOT } from '../paths.js';
 
 /** The page's own scripts, styles and API calls (WebSocket included: 'self' covers ws: on the same host), nothing else. */
 export const CONSOLE_CSP =

@@ -1,0 +1,20 @@
+// Bundles the server into one file, dist/server.js: Node then reads one file instead of about a thousand,
+// which takes a fifth off the time to start (npm run bench's start-up row). tsc has already type-checked
+// and emitted dist/ (dist/cli.js and the rest stay as they are); this only replaces its dist/server.js.
+import { build } from 'esbuild';
+
+await build({
+  entryPoints: ['src/server.ts'],
+  outfile: 'dist/server.js',
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  logLevel: 'warning',
+  // Left to node_modules: packages that load files or WebAssembly beside their own code (PGlite, the
+  // docs UI's assets), optional ones loaded only when configured (MongoDB, RabbitMQ, pretty logs), and
+  // pg's optional native binding.
+  external: ['@electric-sql/pglite', 'drizzle-orm/pglite', 'drizzle-orm/pglite/*', '@fastify/swagger-ui', 'mongodb', 'amqplib', 'pino-pretty', 'pg-native'],
+  // The CommonJS packages inside the bundle call require().
+  banner: { js: "import { createRequire as __bundleRequire } from 'node:module'; const require = __bundleRequire(import.meta.url);" },
+});
