@@ -105,10 +105,9 @@ export class Client {
       this.closeWith(CLOSE_SLOW_CONSUMER, `slow consumer: send buffer over ${this.limits.maxBufferedBytes} bytes`);
       return false;
     }
-    if (this.raw) {
-      this.coalescer?.hold(this.raw);
-      this.raw.write(out.frame);
-    } else this.socket.send(out.payload, { binary: false });
+    if (this.raw && this.coalescer) this.coalescer.send(this.raw, out.frame);
+    else if (this.raw) this.raw.write(out.frame);
+    else this.socket.send(out.payload, { binary: false });
     this.counters.framesSent += 1;
     this.counters.peakBufferedBytes = Math.max(this.counters.peakBufferedBytes, this.socket.bufferedAmount);
     return true;

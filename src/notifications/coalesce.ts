@@ -6,9 +6,9 @@ import type { Duplex } from 'node:stream';
  * not one per event per client: the fan-out gets cheaper per event exactly when it falls behind.
  */
 export interface WriteCoalescer {
-  /** Call before writing to the socket: its writes are held until the next flush. */
-  hold(socket: Duplex): void;
-  /** Bytes written to the socket since it was held: they wait for the flush, not for the peer. */
+  /** Writes the frame to the socket, held until the next flush. */
+  send(socket: Duplex, frame: Buffer): void;
+  /** Bytes sent through `send` that wait for the flush (not for the peer). */
   heldBytes(socket: Duplex): number;
   /** Sends what the socket holds now, before the flush. */
   release(socket: Duplex): void;
@@ -17,7 +17,7 @@ export interface WriteCoalescer {
 }
 
 export function createWriteCoalescer(schedule: (flush: () => void) => void = setImmediate): WriteCoalescer {
-  /** Each held socket, with the bytes it had waiting for its peer when it was held. */
+  /** Each held socket, with the bytes held for it. */
   const sockets = new Map<Duplex, number>();
   let scheduled = false;
   const flush = (): void => {
@@ -27,21 +27,22 @@ export function createWriteCoalescer(schedule: (flush: () => void) => void = set
     for (const socket of held) socket.uncork();
   };
   return {
-    hold(socket) {
-      if (sockets.has(socket)) return;
-      socket.cork();
-      sockets.set(socket, socket.writableLength);
-      if (scheduled) return;
-      scheduled = true;
-      schedule(flush);
+    send(socket, frame) {
+      const held = sockets.get(socket);
+      if (held === undefined) {
+        socket.cork();
+        if (!scheduled) {
+          scheduled = true;
+          schedule(flush);
+        }
+      }
+      sockets.set(socket, (held ?? 0) + frame.length);
+      socket.write(frame);
     },
+    heldBytes: (socket) => sockets.get(socket) ?? 0,
     release(socket) {
       if (!sockets.delete(socket)) return;
       socket.uncork();
-    },
-    heldBytes(socket) {
-      const waiting = sockets.get(socket);
-      return waiting === undefined ? 0 : socket.writableLength - waiting;
     },
     held: () => sockets.size,
   };

@@ -69,10 +69,7 @@ describe('the write coalescer', () => {
     const coalescer = createWriteCoalescer(turns.schedule);
     const frames = Array.from({ length: 20 }, (_, i) => Buffer.from(`frame ${i};`));
 
-    for (const frame of frames) {
-      coalescer.hold(link.socket);
-      link.socket.write(frame);
-    }
+    for (const frame of frames) coalescer.send(link.socket, frame);
 
     expect(link.writes).toEqual([]);
     expect(coalescer.heldBytes(link.socket)).toBe(Buffer.concat(frames).length);
@@ -88,9 +85,9 @@ describe('the write coalescer', () => {
     const turns = manualTurns();
     const coalescer = createWriteCoalescer(turns.schedule);
 
-    coalescer.hold(a.socket);
-    coalescer.hold(a.socket);
-    coalescer.hold(b.socket);
+    coalescer.send(a.socket, Buffer.from('a1'));
+    coalescer.send(a.socket, Buffer.from('a2'));
+    coalescer.send(b.socket, Buffer.from('b1'));
 
     expect(turns.scheduled()).toBe(1);
     expect(coalescer.held()).toBe(2);
@@ -99,12 +96,13 @@ describe('the write coalescer', () => {
     expect([a.socket.writableCorked, b.socket.writableCorked]).toEqual([0, 0]);
     expect(coalescer.held()).toBe(0);
 
-    coalescer.hold(b.socket);
+    coalescer.send(b.socket, Buffer.from('b2'));
     expect(turns.scheduled()).toBe(1);
     expect(b.socket.writableCorked).toBe(1);
+    await waitFor(() => a.received().toString() === 'a1a2', 5000, 'a\'s frames');
   });
 
-  it('when a socket already has bytes its peer has not taken, then only the bytes written since it was held count as held', async () => {
+  it('when a socket already has bytes its peer has not taken, then only the frames sent through the coalescer count as held', async () => {
     const link = await openLink();
     link.peer.pause();
     // Far more than the kernel takes at once, so part of it stays in the socket's own buffer.
@@ -114,21 +112,37 @@ describe('the write coalescer', () => {
     const turns = manualTurns();
     const coalescer = createWriteCoalescer(turns.schedule);
 
-    coalescer.hold(link.socket);
-    link.socket.write(Buffer.alloc(100));
+    coalescer.send(link.socket, Buffer.alloc(100));
+    coalescer.send(link.socket, Buffer.alloc(20));
 
-    expect(coalescer.heldBytes(link.socket)).toBe(100);
-    expect(link.socket.writableLength).toBe(waiting + 100);
+    expect(coalescer.heldBytes(link.socket)).toBe(120);
+    expect(link.socket.writableLength).toBe(waiting + 120);
+  });
+
+  it('when a held socket is released, then what it holds leaves at once, and the next frame is held again until the flush', async () => {
+    const link = await openLink();
+    const turns = manualTurns();
+    const coalescer = createWriteCoalescer(turns.schedule);
+    coalescer.send(link.socket, Buffer.from('one,'));
+    coalescer.send(link.socket, Buffer.from('two,'));
+
+    coalescer.release(link.socket);
+    coalescer.release(link.socket);
+
+    expect(link.writes).toEqual([{ chunks: 2 }]);
+    expect([link.socket.writableCorked, coalescer.heldBytes(link.socket), coalescer.held()]).toEqual([0, 0, 0]);
+    coalescer.send(link.socket, Buffer.from('three'));
+    expect(link.writes).toHaveLength(1);
+    turns.endTurn();
+    expect(link.writes).toEqual([{ chunks: 2 }, { chunks: 1 }]);
+    await waitFor(() => link.received().toString() === 'one,two,three', 5000, 'every frame at the peer');
   });
 
   it('when a held socket is destroyed before the turn ends, then the flush still sends the others', async () => {
     const [gone, alive] = await Promise.all([openLink(), openLink()]);
     const turns = manualTurns();
     const coalescer = createWriteCoalescer(turns.schedule);
-    for (const link of [gone, alive]) {
-      coalescer.hold(link.socket);
-      link.socket.write('held');
-    }
+    for (const link of [gone, alive]) coalescer.send(link.socket, Buffer.from('held'));
 
     gone.socket.destroy();
     turns.endTurn();
@@ -141,10 +155,8 @@ describe('the write coalescer', () => {
     const link = await openLink();
     const coalescer = createWriteCoalescer();
 
-    coalescer.hold(link.socket);
-    link.socket.write('a');
-    coalescer.hold(link.socket);
-    link.socket.write('b');
+    coalescer.send(link.socket, Buffer.from('a'));
+    coalescer.send(link.socket, Buffer.from('b'));
     expect(link.writes).toEqual([]);
     await new Promise((resolve) => setImmediate(resolve));
 
