@@ -127,6 +127,27 @@ describe('writing to a client whose frames are held for one write per turn', () 
     return { schedule: (flush: () => void) => void flushes.push(flush), endTurn: () => flushes.splice(0).forEach((flush) => flush()) };
   }
 
+  it('when a turn\'s frames fill the bound exactly, then all of them are held for the one write, and the next is held after them alone', async () => {
+    const turns = manualTurns();
+    const coalescer = createWriteCoalescer(turns.schedule);
+    const frames = [1, 2, 3].map((orderId) => toOutgoing(makeEvent({ orderId })));
+    const size = frames[0]!.frame.length;
+    expect(frames.map((f) => f.frame.length)).toEqual([size, size, size]);
+    const { client, counters, peer, socket } = await openPair({ maxBufferedBytes: 2 * size }, coalescer);
+    const raw = (socket as unknown as { _socket: net.Socket })._socket;
+
+    expect(client.write(frames[0]!)).toBe(true);
+    expect(client.write(frames[1]!)).toBe(true);
+    expect(coalescer.heldBytes(raw)).toBe(2 * size);
+    expect(client.write(frames[2]!)).toBe(true);
+    expect(coalescer.heldBytes(raw)).toBe(size);
+
+    turns.endTurn();
+    await peer.waitForEvents(3);
+    expect(peer.events.map((e) => e.order_id)).toEqual([1, 2, 3]);
+    expect(counters).toMatchObject({ slowConsumerDisconnects: 0, framesSent: 3 });
+  });
+
   it('when a turn\'s frames pass the bound together, then what is held is sent early, never passes the bound, and no frame is refused', async () => {
     const turns = manualTurns();
     const coalescer = createWriteCoalescer(turns.schedule);
