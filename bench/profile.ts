@@ -2,15 +2,16 @@
  * Summarises a V8 .cpuprofile (node --cpu-prof): the functions with the most self time, and self time
  * by package. Run alone: `node --import tsx bench/profile.ts <file.cpuprofile> [top]`.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { SourceMap } from 'node:module';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const SOCKET_WRITES = new Set(['writev', 'writeBuffer', 'writeUtf8String', 'writeLatin1String']);
 
 interface ProfileNode {
   id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber?: number };
   children?: number[];
 }
 
@@ -35,7 +36,7 @@ export interface ProfileSummary {
   socketWriteMs: number;
   functions: { name: string; where: string; selfMs: number; share: number }[];
   packages: { name: string; selfMs: number; share: number }[];
-  /** The service's own functions (dist/) by inclusive time: what each part of the code costs with its callees. */
+  /** The service's own functions (src/, or dist/ without a source map) by inclusive time: what each part of the code costs with its callees. */
   service: { name: string; where: string; totalMs: number; share: number }[];
 }
 
@@ -45,13 +46,34 @@ function packageOf(url: string, name: string): string {
   const modules = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (modules) return modules[1]!;
   if (url.startsWith('node:')) return `node:${url.slice(5).split('/')[0]}`;
-  const dist = /\/dist\/(.+)$/.exec(url);
-  if (dist) return `service: ${dist[1]!.split('/').slice(0, -1).join('/') || '.'}`;
+  const own = /\/(?:dist|src)\/(.+)$/.exec(url);
+  if (own) return `service: ${own[1]!.split('/').slice(0, -1).join('/') || '.'}`;
   return url;
 }
 
-export function summarizeProfile(file: string, top = 25): ProfileSummary {
+/**
+ * Reads a profile. The server runs as one bundled file (dist/server.js), so each frame in a file with a
+ * source map beside it is put back at its own file and line: a package's code counts as that package's.
+ */
+function loadProfile(file: string): CpuProfile {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  const maps = new Map<string, SourceMap | undefined>();
+  for (const { callFrame } of profile.nodes) {
+    if (!callFrame.url.startsWith('file:')) continue;
+    if (!maps.has(callFrame.url)) {
+      const mapFile = `${fileURLToPath(callFrame.url)}.map`;
+      maps.set(callFrame.url, existsSync(mapFile) ? new SourceMap(JSON.parse(readFileSync(mapFile, 'utf8')) as never) : undefined);
+    }
+    const entry = maps.get(callFrame.url)?.findEntry(callFrame.lineNumber, callFrame.columnNumber ?? 0);
+    if (!entry || !('originalSource' in entry)) continue;
+    callFrame.url = new URL(entry.originalSource, callFrame.url).href;
+    callFrame.lineNumber = entry.originalLine;
+  }
+  return profile;
+}
+
+export function summarizeProfile(file: string, top = 25): ProfileSummary {
+  const profile = loadProfile(file);
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
   for (let i = 0; i < profile.samples.length; i++) {
@@ -75,7 +97,7 @@ export function summarizeProfile(file: string, top = 25): ProfileSummary {
       continue;
     }
     const name = functionName || '(anonymous)';
-    const where = url ? `${url.replace(/^file:\/\/.*?\/(node_modules|dist)\//, '$1/')}:${lineNumber + 1}` : '';
+    const where = url ? `${url.replace(/^file:\/\/.*?\/(node_modules|dist|src)\//, '$1/')}:${lineNumber + 1}` : '';
     const key = `${name}@${where}`;
     const entry = functions.get(key) ?? { name, where, us: 0 };
     entry.us += us;
@@ -93,8 +115,8 @@ export function summarizeProfile(file: string, top = 25): ProfileSummary {
     const seen = new Set<string>();
     for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
       const { functionName, url, lineNumber } = byId.get(at)!.callFrame;
-      if (!/\/dist\//.test(url) || /node_modules/.test(url)) continue;
-      const where = `${url.replace(/^.*\/dist\//, 'dist/')}:${lineNumber + 1}`;
+      if (!/\/(dist|src)\//.test(url) || /node_modules/.test(url)) continue;
+      const where = `${url.replace(/^.*\/(dist|src)\//, '$1/')}:${lineNumber + 1}`;
       const key = `${functionName}@${where}`;
       if (seen.has(key)) continue;
       seen.add(key);
@@ -127,7 +149,7 @@ export function summarizeProfile(file: string, top = 25): ProfileSummary {
 
 /** Where the time went, window by window (for start-up: loading code, opening the database, building the app). */
 export function profileTimeline(file: string, windowMs = 100): string[] {
-  const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  const profile = loadProfile(file);
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const windows: Map<string, number>[] = [];
   let t = 0;

@@ -10,6 +10,8 @@ await build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
+  // dist/server.js.map puts profiles (bench/profile.ts) and, with node --enable-source-maps, stack traces back in their own files.
+  sourcemap: true,
   logLevel: 'warning',
   // Left to node_modules: packages that load files or WebAssembly beside their own code (PGlite, the
   // docs UI's assets), optional ones loaded only when configured (MongoDB, RabbitMQ, pretty logs), and
