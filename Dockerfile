@@ -9,7 +9,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY web ./web
-COPY scripts/bundle.mjs ./scripts/bundle.mjs
+COPY scripts/bundle.ts ./scripts/bundle.ts
 RUN npm run build
 
 # Production dependencies only, installed apart so the image carries no compiler or test tools.
