@@ -113,6 +113,20 @@ export function brokerContract(
       }
     });
 
+    it('when a consumer starts, then it is told it is subscribed once, by the time consume resolves, and gets what is published from then on', async () => {
+      const broker = await newBroker();
+      const heard: string[] = [];
+      const own = collector();
+
+      await broker.consume({ durable: false, prefetch: 5, onSubscribed: () => heard.push('subscribed'), onUnsubscribed: () => heard.push('unsubscribed') }, own.handler);
+
+      expect(heard).toEqual(['subscribed']);
+      const events = makeEvents(2);
+      await broker.publish(publications(events));
+      await waitFor(() => expect(own.ids()).toEqual(events.map((e) => e.id)));
+      expect(heard).toEqual(['subscribed']);
+    });
+
     it('when two non-durable consumers listen, then each receives every event', async () => {
       const broker = await newBroker();
       const first = collector();

@@ -8,6 +8,8 @@ export interface FrameInjector {
   readonly port: number;
   /** Writes a connection-level (channel 0) method frame to every client; call it while the link is idle. */
   sendMethod(classId: number, methodId: number, args?: Buffer): void;
+  /** Drops every client connection, as a failed network would; new ones are still let through. */
+  cut(): void;
   close(): Promise<void>;
 }
 
@@ -29,15 +31,10 @@ export async function startFrameInjector(target: { host: string; port: number })
   return {
     port: (server.address() as net.AddressInfo).port,
     sendMethod(classId, methodId, args = Buffer.alloc(0)) {
-      const payload = Buffer.alloc(4 + args.length);
-      payload.writeUInt16BE(classId, 0);
-      payload.writeUInt16BE(methodId, 2);
-      args.copy(payload, 4);
-      const header = Buffer.alloc(7);
-      header.writeUInt8(1, 0); // method frame
-      header.writeUInt16BE(0, 1); // channel 0
-      header.writeUInt32BE(payload.length, 3);
-      for (const client of clients) client.write(Buffer.concat([header, payload, Buffer.from([0xce])]));
+      for (const client of clients) client.write(methodFrame(classId, methodId, args));
+    },
+    cut() {
+      for (const client of clients) client.destroy();
     },
     async close() {
       for (const client of clients) client.destroy();
@@ -50,4 +47,17 @@ export async function startFrameInjector(target: { host: string; port: number })
 export function shortString(text: string): Buffer {
   const bytes = Buffer.from(text, 'utf8');
   return Buffer.concat([Buffer.from([bytes.length]), bytes]);
+}
+
+/** A connection-level (channel 0) method frame, as the server would send it. */
+export function methodFrame(classId: number, methodId: number, args: Buffer = Buffer.alloc(0)): Buffer {
+  const payload = Buffer.alloc(4 + args.length);
+  payload.writeUInt16BE(classId, 0);
+  payload.writeUInt16BE(methodId, 2);
+  args.copy(payload, 4);
+  const header = Buffer.alloc(7);
+  header.writeUInt8(1, 0); // method frame
+  header.writeUInt16BE(0, 1); // channel 0
+  header.writeUInt32BE(payload.length, 3);
+  return Buffer.concat([header, payload, Buffer.from([0xce])]);
 }

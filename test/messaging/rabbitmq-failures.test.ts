@@ -83,6 +83,20 @@ describe.skipIf(!url)('RabbitMQ broker failures', () => {
     expect(states.filter((state, i) => state === states[i - 1])).toEqual([]);
   });
 
+  it('when the connection drops, then a consumer hears that its subscription is lost, and that it is subscribed again once reconnected', async () => {
+    const { broker, proxy } = await rabbit.proxiedBroker();
+    await waitFor(() => expect(broker.state()).toBe('up'));
+    const heard: string[] = [];
+    await broker.consume({ durable: false, prefetch: 5, onSubscribed: () => heard.push('subscribed'), onUnsubscribed: () => heard.push('unsubscribed') }, collector().handler);
+
+    proxy.cut();
+    await waitFor(() => expect(heard).toEqual(['subscribed', 'unsubscribed']));
+    await proxy.restore();
+    await waitFor(() => expect(broker.state()).toBe('up'));
+
+    expect(heard).toEqual(['subscribed', 'unsubscribed', 'subscribed']);
+  });
+
   it('when RabbitMQ stays away, then attempts are spaced between half and all of the delay, never more than the ceiling', async () => {
     const { proxy } = await rabbit.proxiedBroker({ reconnectMinMs: 400, reconnectMaxMs: 400 });
     proxy.cut();
@@ -193,13 +207,17 @@ describe.skipIf(!url)('RabbitMQ broker failures', () => {
     const queue = rabbit.newQueue();
     const { broker } = await rabbit.upBroker({ logger });
     const received = collector();
-    await broker.consume({ durable: true, queue, prefetch: 5 }, received.handler);
+    const heard: string[] = [];
+    const subscription = { onSubscribed: () => heard.push('subscribed'), onUnsubscribed: () => heard.push('unsubscribed') };
+    await broker.consume({ durable: true, queue, prefetch: 5, ...subscription }, received.handler);
     const admin = await rabbit.channel();
 
     await admin.deleteQueue(queue);
 
     await waitFor(() => expect(logger.withMessage('RabbitMQ cancelled the consumer')).toEqual([{ level: 'warn', obj: { queue }, msg: 'RabbitMQ cancelled the consumer' }]));
     await waitFor(() => expect(logger.withMessage('connected to RabbitMQ')).toHaveLength(2));
+    // The cancel ends the subscription once, though its channel then closes too.
+    expect(heard).toEqual(['subscribed', 'unsubscribed', 'subscribed']);
     await admin.checkQueue(queue);
     const events = makeEvents(2);
     await broker.publish(publications(events));
@@ -387,6 +405,54 @@ describe.skipIf(!url)('RabbitMQ flow control', () => {
 
     expect(broker.state()).toBe('up');
     expect(states).toEqual(['blocked', 'up']);
+    await broker.close();
+    await injector.close();
+  });
+
+  /** A broker behind a proxy that can send it RabbitMQ's flow-control frames; up, and blocked once asked. */
+  async function blockableBroker() {
+    const target = new URL(url);
+    const injector = await startFrameInjector({ host: target.hostname, port: Number(target.port || 5672) });
+    target.port = String(injector.port);
+    const logger = recordingLogger();
+    const made = rabbit.newBroker({ url: target.toString(), logger, heartbeatSeconds: 600 });
+    await waitFor(() => expect(made.broker.state()).toBe('up'));
+    const block = async () => {
+      injector.sendMethod(10, 60, shortString('low on disk')); // connection.blocked
+      await waitFor(() => expect(made.broker.state()).toBe('blocked'));
+    };
+    return { ...made, injector, logger, block };
+  }
+
+  it('when RabbitMQ blocks publishes, then a consumer started meanwhile subscribes at once and receives: only publishing waits', async () => {
+    const { broker, exchange, injector, block } = await blockableBroker();
+    await block();
+    const heard: string[] = [];
+    const received = collector();
+
+    await broker.consume({ durable: false, prefetch: 5, onSubscribed: () => heard.push('subscribed') }, received.handler);
+
+    expect(heard).toEqual(['subscribed']);
+    const [event] = makeEvents(1);
+    const admin = await rabbit.channel();
+    admin.publish(exchange, event!.type, Buffer.from(JSON.stringify(event)));
+    await waitFor(() => expect(received.ids()).toEqual([event!.id]));
+    await admin.close();
+    await broker.close();
+    await injector.close();
+  });
+
+  it('when the connection is lost while RabbitMQ blocks publishes, then the next connection starts unblocked: the alarm was the old one\'s', async () => {
+    const { broker, injector, block } = await blockableBroker();
+    await block();
+    const states: string[] = [];
+    broker.onStateChange((state) => states.push(state));
+
+    injector.cut();
+
+    await waitFor(() => expect(states.at(-1)).toBe('up'));
+    expect(states).not.toContain('blocked');
+    await broker.publish(publications(makeEvents(1)));
     await broker.close();
     await injector.close();
   });

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import type { BrokerState } from '../../src/messaging/broker.js';
 import { publications } from '../helpers/events.js';
 import { collector, makeEvents, waitFor } from './broker-contract.js';
+import { methodFrame, shortString } from './frame-injector.js';
 import { rabbitFixture } from './rabbitmq-fixture.js';
 import { recordingLogger } from './recording-logger.js';
 
@@ -30,6 +31,8 @@ interface Gate {
   release(): void;
   /** Resets the held connection, as a dropped network would. */
   cut(): void;
+  /** Writes bytes to the held connection's client as if RabbitMQ sent them; with RabbitMQ's frames held, they arrive whole. */
+  toClient(bytes: Buffer): void;
   close(): Promise<void>;
 }
 
@@ -94,6 +97,9 @@ async function startGate(target: { host: string; port: number }, trigger: GateTr
     cut() {
       held!.client.resetAndDestroy();
       held!.upstream.destroy();
+    },
+    toClient(bytes) {
+      held!.client.write(bytes);
     },
     async close() {
       for (const socket of sockets) socket.destroy();
@@ -213,6 +219,42 @@ describe.skipIf(!url)('RabbitMQ broker reconnecting and closing', () => {
     await waitFor(() => expect(early.ids()).toEqual(events.map((e) => e.id)));
     await waitFor(() => expect(late.ids()).toEqual(events.map((e) => e.id)));
     await admin.close();
+  });
+
+  // RabbitMQ's answers to the publish channel's opening are held, so the alarm arrives while the topology is set up.
+  const publishChannelAnswers: GateTrigger = { channel: 1, hold: 'from RabbitMQ' };
+  const blockedFrame = methodFrame(10, 60, shortString('low on disk'));
+  const unblockedFrame = methodFrame(10, 61);
+
+  it('when RabbitMQ blocks publishes while the connection is being set up, then it is still connecting meanwhile, and comes up blocked', async () => {
+    const { broker, gate, logger, states } = await gatedBroker(publishChannelAnswers);
+    await gate.reached;
+
+    gate.toClient(blockedFrame);
+    await waitFor(() => expect(logger.withMessage('RabbitMQ is blocking publishes')).toHaveLength(1));
+    expect(broker.state()).toBe('connecting');
+    gate.release();
+
+    await waitFor(() => expect(logger.withMessage('connected to RabbitMQ')).toHaveLength(1));
+    expect(broker.state()).toBe('blocked');
+    await expect(broker.publish(publications(makeEvents(1)))).rejects.toThrow(/^RabbitMQ is blocked; events not published$/);
+    gate.toClient(unblockedFrame);
+    await waitFor(() => expect(broker.state()).toBe('up'));
+    expect(states).toEqual(['blocked', 'up']);
+  });
+
+  it('when RabbitMQ blocks and unblocks publishes while the connection is being set up, then it comes up, never having said blocked', async () => {
+    const { broker, gate, logger, states } = await gatedBroker(publishChannelAnswers);
+    await gate.reached;
+
+    gate.toClient(Buffer.concat([blockedFrame, unblockedFrame]));
+    await waitFor(() => expect(logger.withMessage('RabbitMQ accepts publishes again')).toHaveLength(1));
+    expect(broker.state()).toBe('connecting');
+    gate.release();
+
+    await waitFor(() => expect(broker.state()).toBe('up'));
+    expect(states).toEqual(['up']);
+    await broker.publish(publications(makeEvents(1)));
   });
 
   it('when closed while the handshake gets no answer, then a second close returns at once, and it never tries again', async () => {
