@@ -133,3 +133,44 @@ describe('broadcast', () => {
     expect(notifier.hub.clientCount()).toBe(0);
   });
 });
+
+describe('closing every client', () => {
+  it('when every client is closed with a code, then each gets that code and reason, and the events broadcast before are still known', async () => {
+    notifier = await startNotifier();
+    const clients = [await connect(notifier.url()), await connect(notifier.url({ order_id: 2 }))];
+    const event = makeEvent({ orderId: 1 });
+    notifier.hub.broadcast(event);
+
+    notifier.hub.closeAll(4010, 'events were missed');
+
+    for (const client of clients) expect(await client.closed).toEqual({ code: 4010, reason: 'events were missed' });
+    expect(notifier.hub.knows(event.id)).toBe(true);
+    expect(notifier.hub.broadcast(event)).toBe('duplicate');
+  });
+
+  it('when the hub is reset, then every client is closed with the code, and events broadcast before are forgotten: sent again, not dropped as repeats', async () => {
+    notifier = await startNotifier();
+    const before = await connect(notifier.url());
+    const event = makeEvent({ orderId: 1, sequence: 3 });
+    notifier.hub.broadcast(event);
+    expect(notifier.hub.knows(event.id)).toBe(true);
+
+    notifier.hub.reset(4011, 'the event log was rewound');
+
+    expect(await before.closed).toEqual({ code: 4011, reason: 'the event log was rewound' });
+    expect(notifier.hub.knows(event.id)).toBe(false);
+    const after = await connect(notifier.url());
+    // The rewound log hands order 1 out again from sequence 1: not stale, as what came before is forgotten.
+    const reused = makeEvent({ orderId: 1, sequence: 1 });
+    expect(notifier.hub.broadcast(reused)).toBe('broadcast');
+    expect(notifier.hub.broadcast(event)).toBe('broadcast');
+    expect((await after.waitForEvents(2)).map((e) => e.id)).toEqual([reused.id, event.id]);
+  });
+
+  it('when an event was never broadcast, then the hub does not know it', async () => {
+    notifier = await startNotifier();
+    notifier.hub.broadcast(makeEvent({ orderId: 1 }));
+
+    expect(notifier.hub.knows(makeEvent({ orderId: 1 }).id)).toBe(false);
+  });
+});

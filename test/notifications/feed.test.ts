@@ -8,14 +8,22 @@ import { makeEvent } from '../helpers/events.js';
 
 const waitFor = (check: () => void) => vi.waitFor(check, { timeout: 5000, interval: 5 });
 
+type Read = 'after' | 'head' | 'holds';
+
 /** The outbox as the feed reads it: entries in log order, readable from the start. */
 class MemoryLog implements LogReader {
   readonly entries: LogEntry[] = [];
+  /** Every read fails while set; `failingReads` fails only those. */
   failing = false;
+  readonly failingReads = new Set<Read>();
+  /** Each read asked for, and when (ms). */
+  readonly reads: { read: Read; at: number }[] = [];
+  /** While set, after() answers with what the log held when it was asked, once this resolves. */
+  gate: Promise<void> | undefined;
   private xid = 100;
 
-  append(event: OrderEvent): LogEntry {
-    const entry = { at: { xid: String(this.xid++), position: this.entries.length + 1 }, id: event.id, json: JSON.stringify(event) };
+  append(event: OrderEvent, requestId?: string): LogEntry {
+    const entry = { at: { xid: String(this.xid++), position: this.entries.length + 1 }, id: event.id, json: JSON.stringify(event), requestId };
     this.entries.push(entry);
     return entry;
   }
@@ -27,23 +35,26 @@ class MemoryLog implements LogReader {
   }
 
   async after(at: LogPosition, limit: number): Promise<LogEntry[]> {
-    this.check();
-    return this.entries.filter((e) => BigInt(e.at.xid) > BigInt(at.xid) || (e.at.xid === at.xid && e.at.position > at.position)).slice(0, limit);
+    this.check('after');
+    const page = this.entries.filter((e) => BigInt(e.at.xid) > BigInt(at.xid) || (e.at.xid === at.xid && e.at.position > at.position)).slice(0, limit);
+    await this.gate;
+    return page;
   }
 
   async head(): Promise<{ at: LogPosition; id: string } | undefined> {
-    this.check();
+    this.check('head');
     const last = this.entries.at(-1);
     return last && { at: last.at, id: last.id };
   }
 
   async holds(eventId: string): Promise<boolean> {
-    this.check();
+    this.check('holds');
     return this.entries.some((e) => e.id === eventId);
   }
 
-  private check(): void {
-    if (this.failing) throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
+  private check(read: Read): void {
+    this.reads.push({ read, at: performance.now() });
+    if (this.failing || this.failingReads.has(read)) throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
   }
 }
 
@@ -51,6 +62,8 @@ interface Recorded {
   readonly hub: NotificationHub;
   readonly sent: { id: string; outcome: string }[];
   readonly closes: { code: number; kind: 'closeAll' | 'reset' }[];
+  /** What each close told the clients. */
+  readonly reasons: string[];
 }
 
 /** A real hub (no sockets needed), recording what the feed asks of it. */
@@ -58,6 +71,7 @@ function recordingHub(): Recorded {
   const real = createNotificationHub({ pingIntervalMs: 600_000 });
   const sent: Recorded['sent'] = [];
   const closes: Recorded['closes'] = [];
+  const reasons: string[] = [];
   const hub: NotificationHub = {
     ...real,
     broadcast(event, body, position) {
@@ -67,14 +81,16 @@ function recordingHub(): Recorded {
     },
     closeAll(code, reason) {
       closes.push({ code, kind: 'closeAll' });
+      reasons.push(reason);
       real.closeAll(code, reason);
     },
     reset(code, reason) {
       closes.push({ code, kind: 'reset' });
+      reasons.push(reason);
       real.reset(code, reason);
     },
   };
-  return { hub, sent, closes };
+  return { hub, sent, closes, reasons };
 }
 
 function delivery(entry: LogEntry, acked: string[] = []): Delivery {
@@ -84,29 +100,33 @@ function delivery(entry: LogEntry, acked: string[] = []): Delivery {
     body: Buffer.from(entry.json),
     redelivered: false,
     logPosition: formatPosition(entry.at),
+    requestId: entry.requestId,
     ack: () => void acked.push(event.id),
     nack: () => undefined,
   };
 }
 
-const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
-
-function setUp(options: { gapLimit?: number; pageSize?: number } = {}) {
+function setUp(options: { gapLimit?: number; pageSize?: number; attempts?: number; retryDelayMs?: number } = {}) {
   const log = new MemoryLog();
   const recorded = recordingHub();
-  const errors: string[] = [];
+  const errors: { obj: Record<string, unknown>; msg: string }[] = [];
+  const lines: { level: 'info' | 'warn'; obj: Record<string, unknown>; msg: string }[] = [];
   let rewinds = 0;
   const feed = createNotifierFeed({
     hub: recorded.hub,
     log,
-    logger: { ...silent, error: (_obj, msg) => void errors.push(msg) },
+    logger: {
+      info: (obj, msg) => void lines.push({ level: 'info', obj: obj as Record<string, unknown>, msg }),
+      warn: (obj, msg) => void lines.push({ level: 'warn', obj: obj as Record<string, unknown>, msg }),
+      error: (obj, msg) => void errors.push({ obj: obj as Record<string, unknown>, msg }),
+    },
     attempts: 2,
     retryDelayMs: 1,
     onRewind: () => void (rewinds += 1),
     ...options,
   });
   const ids = () => recorded.sent.filter((s) => s.outcome === 'broadcast').map((s) => s.id);
-  return { log, feed, ...recorded, ids, errors, rewinds: () => rewinds };
+  return { log, feed, ...recorded, ids, errors, lines, rewinds: () => rewinds };
 }
 
 const orderEvents = (orderId: number, count: number) => Array.from({ length: count }, (_, i) => makeEvent({ orderId, sequence: i + 1 }));
@@ -155,7 +175,7 @@ describe('the notifier feed: continuity from the log', () => {
   });
 
   it('when more events were missed than the gap limit, then clients are told to resume (4010) and the feed goes on from the head', async () => {
-    const { log, feed, closes, ids } = setUp({ gapLimit: 3, pageSize: 3 });
+    const { log, feed, closes, reasons, ids } = setUp({ gapLimit: 3, pageSize: 3 });
     feed.subscribed();
     await waitFor(() => expect(feed.ready()).toBe(true));
     feed.deliver(delivery(log.append(makeEvent({ orderId: 1 }))));
@@ -166,10 +186,12 @@ describe('the notifier feed: continuity from the log', () => {
     await waitFor(() => expect(feed.ready()).toBe(true));
 
     expect(closes).toEqual([{ code: CLOSE_RESUME, kind: 'closeAll' }]);
+    expect(reasons).toEqual(['events were missed; reconnect with after=<last event id>']);
     const next = log.append(makeEvent({ orderId: 10 }));
     feed.deliver(delivery(next));
     expect(ids().at(-1)).toBe(next.id);
-    expect(feed.stats().gapsAbandoned).toBe(1);
+    // One page went out before the limit was reached; the rest is for the clients' own resume.
+    expect(feed.stats()).toMatchObject({ gapsAbandoned: 1, eventsFilled: 3 });
   });
 
   it('when the log cannot be read after a reconnect, then clients are told to resume (4010) rather than left with a hole', async () => {
@@ -187,7 +209,7 @@ describe('the notifier feed: continuity from the log', () => {
   });
 
   it('when the log moved back under a live feed (a failover lost its tail), then it says so, clients reload (4011), and new events are not dropped as stale', async () => {
-    const { log, feed, closes, ids, errors, rewinds } = setUp();
+    const { log, feed, closes, reasons, ids, errors, rewinds } = setUp();
     feed.subscribed();
     await waitFor(() => expect(feed.ready()).toBe(true));
     const kept = log.append(makeEvent({ orderId: 1, sequence: 1 }));
@@ -202,9 +224,15 @@ describe('the notifier feed: continuity from the log', () => {
     await waitFor(() => expect(ids().at(-1)).toBe(reused.id));
 
     expect(closes).toEqual([{ code: CLOSE_RELOAD, kind: 'reset' }]);
+    expect(reasons).toEqual(['the event log was rewound; reload and reconnect without after']);
     expect(rewinds()).toBe(1);
-    expect(errors).toHaveLength(1);
-    expect(errors[0]).toContain('event log rewound');
+    expect(feed.stats().rewinds).toBe(1);
+    expect(errors).toEqual([
+      {
+        obj: { event_id: reused.id, position: formatPosition(reused.at), last_position: formatPosition(lost[2]!.at), last_event_id: lost[2]!.id },
+        msg: 'event log rewound: the database no longer holds events this notifier broadcast (a failover to a standby that lacked them); clients are told to reload (4011)',
+      },
+    ]);
   });
 
   it('when a delivery sits before the last one broadcast but the log still holds that one, then nothing was lost: it is sent as usual', async () => {
@@ -220,14 +248,20 @@ describe('the notifier feed: continuity from the log', () => {
 
     expect(closes).toEqual([]);
     expect(feed.stats().rewinds).toBe(0);
+    // The feed's place stays at the later one: a reconnect has nothing to send again.
+    feed.unsubscribed();
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+    expect(feed.stats().eventsFilled).toBe(0);
   });
 
   it('when the queue comes back after the database rewound, then the check on resubscribing finds it and clients reload', async () => {
-    const { log, feed, closes, rewinds } = setUp();
+    const { log, feed, closes, rewinds, errors } = setUp();
     feed.subscribed();
     await waitFor(() => expect(feed.ready()).toBe(true));
     log.append(makeEvent({ orderId: 1 }));
-    feed.deliver(delivery(log.append(makeEvent({ orderId: 2 }))));
+    const gone = log.append(makeEvent({ orderId: 2 }));
+    feed.deliver(delivery(gone));
     feed.unsubscribed();
     log.rewindTo(1);
 
@@ -236,6 +270,7 @@ describe('the notifier feed: continuity from the log', () => {
 
     expect(closes).toEqual([{ code: CLOSE_RELOAD, kind: 'reset' }]);
     expect(rewinds()).toBe(1);
+    expect(errors.map((e) => e.obj)).toEqual([{ on: 'resubscribe', last_position: formatPosition(gone.at), last_event_id: gone.id }]);
   });
 
   it('when subscriptions come and go faster than the gap is read, then it is ready only after the latest one is caught up', async () => {
@@ -248,5 +283,279 @@ describe('the notifier feed: continuity from the log', () => {
     log.append(makeEvent());
     feed.unsubscribed();
     expect(feed.ready()).toBe(false);
+  });
+
+  it('when events go out, live or from the log, then each is logged with its order, the request that wrote it, the outcome and where it came from', async () => {
+    const { log, feed, lines } = setUp();
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+    const live = log.append(makeEvent({ orderId: 1 }), 'req-live');
+    feed.deliver(delivery(live));
+    feed.unsubscribed();
+    const missed = log.append(makeEvent({ orderId: 1, sequence: 2 }), 'req-missed');
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+    feed.deliver(delivery(missed));
+
+    expect(lines.filter((l) => l.msg === 'notification broadcast')).toEqual([
+      { level: 'info', obj: { event_id: live.id, order_id: 1, sequence: 1, request_id: 'req-live', outcome: 'broadcast', source: 'live' }, msg: 'notification broadcast' },
+      { level: 'info', obj: { event_id: missed.id, order_id: 1, sequence: 2, request_id: 'req-missed', outcome: 'broadcast', source: 'log' }, msg: 'notification broadcast' },
+      { level: 'info', obj: { event_id: missed.id, order_id: 1, sequence: 2, request_id: 'req-missed', outcome: 'duplicate', source: 'live' }, msg: 'notification broadcast' },
+    ]);
+    expect(lines.filter((l) => l.msg.startsWith('notifier sent the events'))).toEqual([
+      { level: 'info', obj: { events: 1 }, msg: 'notifier sent the events its queue missed while disconnected, from the log' },
+    ]);
+  });
+
+  it('when nothing was missed while the queue was away, then nothing is sent from the log and no gap is logged', async () => {
+    const { log, feed, lines, ids } = setUp();
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+    const only = log.append(makeEvent({ orderId: 1 }));
+    feed.deliver(delivery(only));
+    feed.unsubscribed();
+
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+
+    expect(ids()).toEqual([only.id]);
+    expect(feed.stats()).toEqual({ gapsChecked: 2, eventsFilled: 0, gapsAbandoned: 0, rewinds: 0 });
+    expect(lines.filter((l) => l.msg.startsWith('notifier sent the events'))).toEqual([]);
+  });
+
+  it('when the log cannot be read, then the give-up is logged once with the attempts made and what was read, and the resume order names the clients', async () => {
+    const { log, feed, lines } = setUp();
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+    feed.deliver(delivery(log.append(makeEvent({ orderId: 1 }))));
+    feed.unsubscribed();
+    log.failing = true;
+
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+
+    expect(lines.filter((l) => l.level === 'warn')).toEqual([
+      { level: 'warn', obj: { err: expect.objectContaining({ message: 'connect ECONNREFUSED 127.0.0.1:5432' }), attempts: 2 }, msg: 'notifier could not read the event log (is the last event still there)' },
+      { level: 'warn', obj: { clients: 0 }, msg: "notifier cannot fill the gap its queue left (the event log could not be read); clients are told to resume (4010)" },
+    ]);
+  });
+
+  it('when a read of the log fails and the next attempt succeeds, then the gap is filled as usual', async () => {
+    const { log, feed, ids, lines, closes } = setUp();
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+    feed.deliver(delivery(log.append(makeEvent({ orderId: 1 }))));
+    feed.unsubscribed();
+    const missed = log.append(makeEvent({ orderId: 1, sequence: 2 }));
+    log.failing = true;
+
+    feed.subscribed();
+    setTimeout(() => (log.failing = false), 0);
+    await waitFor(() => expect(feed.ready()).toBe(true));
+
+    expect(ids().at(-1)).toBe(missed.id);
+    expect(closes).toEqual([]);
+    expect(lines.filter((l) => l.level === 'warn')).toEqual([]);
+  });
+
+  it('when a gap is over the limit, then the warning says how many events it was over', async () => {
+    const { log, feed, lines } = setUp({ gapLimit: 2, pageSize: 2 });
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+    feed.deliver(delivery(log.append(makeEvent({ orderId: 1 }))));
+    feed.unsubscribed();
+    for (let order = 2; order <= 6; order++) log.append(makeEvent({ orderId: order }));
+
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+
+    expect(lines.filter((l) => l.level === 'warn').map((l) => l.msg)).toEqual([
+      'notifier cannot fill the gap its queue left (over 2 events were missed); clients are told to resume (4010)',
+    ]);
+  });
+
+  it('when a connecting client waits for readiness, then it hears true once caught up, false when the wait ends first, and true at once when ready', async () => {
+    const { feed } = setUp();
+    expect(await feed.whenReady(20)).toBe(false);
+
+    const waiting = feed.whenReady(5000);
+    feed.subscribed();
+
+    expect(await waiting).toBe(true);
+    expect(await feed.whenReady(0)).toBe(true);
+  });
+
+  it('when the subscription is lost again before its gap is read, then a client waiting for readiness is not let in', async () => {
+    const { feed } = setUp();
+    const waiting = feed.whenReady(300);
+
+    feed.subscribed();
+    feed.unsubscribed();
+
+    expect(await waiting).toBe(false);
+    expect(feed.ready()).toBe(false);
+  });
+
+  it('when the queue is lost before any live delivery came, then what was shipped meanwhile is sent from where the log stood at the first subscription', async () => {
+    const { log, feed, ids } = setUp();
+    log.append(makeEvent({ orderId: 1 }));
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+    feed.unsubscribed();
+    const missed = log.append(makeEvent({ orderId: 2 }));
+
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+
+    expect(ids()).toEqual([missed.id]);
+  });
+
+  it('when the rewound log reuses the very place of the last event broadcast, then that is found too', async () => {
+    const { log, feed, closes, ids } = setUp();
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+    feed.deliver(delivery(log.append(makeEvent({ orderId: 1 }))));
+    const lost = log.append(makeEvent({ orderId: 2 }));
+    feed.deliver(delivery(lost));
+
+    log.rewindTo(1);
+    const reused = log.append(makeEvent({ orderId: 2 }));
+    expect(reused.at).toEqual(lost.at);
+    feed.deliver(delivery(reused));
+    await waitFor(() => expect(ids().at(-1)).toBe(reused.id));
+
+    expect(closes).toEqual([{ code: CLOSE_RELOAD, kind: 'reset' }]);
+  });
+
+  it('when the queue is bound again twice while its gap is read, then the gap is read once: the second check finds nothing more', async () => {
+    const { log, feed, ids } = setUp();
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+    feed.deliver(delivery(log.append(makeEvent({ orderId: 1 }))));
+    feed.unsubscribed();
+    const missed = orderEvents(2, 3).map((e) => log.append(e));
+
+    feed.subscribed();
+    feed.unsubscribed();
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+
+    expect(ids().slice(1)).toEqual(missed.map((m) => m.id));
+    expect(feed.stats()).toMatchObject({ gapsChecked: 3, eventsFilled: 3 });
+  });
+
+  it('when a live event arrives after the gap was read but before it was sent, then it goes out after the gap, live', async () => {
+    const { log, feed, ids } = setUp();
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+    feed.deliver(delivery(log.append(makeEvent({ orderId: 1, sequence: 1 }))));
+    feed.unsubscribed();
+    const missed = log.append(makeEvent({ orderId: 1, sequence: 2 }));
+    let open!: () => void;
+    log.gate = new Promise((resolve) => (open = resolve));
+
+    feed.subscribed();
+    await waitFor(() => expect(log.reads.map((r) => r.read)).toContain('after'));
+    const live = log.append(makeEvent({ orderId: 1, sequence: 3 }));
+    feed.deliver(delivery(live));
+    expect(ids()).toHaveLength(1);
+    open();
+
+    await waitFor(() => expect(ids()).toEqual([expect.any(String), missed.id, live.id]));
+  });
+
+  it('when an event from before the last one broadcast arrives while the gap is read, then it is checked against the log once the gap is done', async () => {
+    const { log, feed, closes, ids } = setUp();
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+    feed.deliver(delivery(log.append(makeEvent({ orderId: 1 }))));
+    const lost = log.append(makeEvent({ orderId: 2 }));
+    feed.deliver(delivery(lost));
+    feed.unsubscribed();
+    let open!: () => void;
+    log.gate = new Promise((resolve) => (open = resolve));
+
+    feed.subscribed();
+    await waitFor(() => expect(log.reads.map((r) => r.read)).toContain('after'));
+    // Meanwhile the database failed over to a standby that lacked the last event.
+    log.rewindTo(1);
+    const reused = log.append(makeEvent({ orderId: 2 }));
+    feed.deliver(delivery(reused));
+    open();
+
+    await waitFor(() => expect(ids().at(-1)).toBe(reused.id));
+    expect(closes).toEqual([{ code: CLOSE_RELOAD, kind: 'reset' }]);
+  });
+
+  it('when the log keeps failing, then it is read `attempts` times, the waits doubling from retryDelayMs', async () => {
+    const { log, feed } = setUp({ attempts: 3, retryDelayMs: 200 });
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+    feed.deliver(delivery(log.append(makeEvent({ orderId: 1 }))));
+    feed.unsubscribed();
+    log.failing = true;
+    const before = log.reads.length;
+
+    feed.subscribed();
+    await vi.waitFor(() => expect(feed.ready()).toBe(true), { timeout: 10_000, interval: 5 });
+
+    const tries = log.reads.slice(before);
+    expect(tries.map((r) => r.read)).toEqual(['holds', 'holds', 'holds']);
+    const waits = tries.slice(1).map((r, i) => r.at - tries[i]!.at);
+    // 200 ms, then 400 ms: a first wait of 800 ms would be the doubling counted one step too far.
+    expect(waits[0]).toBeGreaterThanOrEqual(195);
+    expect(waits[0]).toBeLessThan(700);
+    expect(waits[1]).toBeGreaterThanOrEqual(395);
+  });
+
+  it('when one kind of read fails, then the warning names it: the head, the missed events, or whether the last event is still there', async () => {
+    // The head, at the first subscription: the feed starts from the next live event.
+    const first = setUp();
+    first.log.failingReads.add('head');
+    first.feed.subscribed();
+    await waitFor(() => expect(first.feed.ready()).toBe(true));
+    expect(first.lines.filter((l) => l.level === 'warn').map((l) => l.msg)).toEqual(['notifier could not read the event log (its head)']);
+
+    // The missed events, after a reconnect: clients resume.
+    const second = setUp();
+    second.feed.subscribed();
+    await waitFor(() => expect(second.feed.ready()).toBe(true));
+    second.feed.deliver(delivery(second.log.append(makeEvent({ orderId: 1 }))));
+    second.feed.unsubscribed();
+    second.log.failingReads.add('after');
+    second.feed.subscribed();
+    await waitFor(() => expect(second.feed.ready()).toBe(true));
+    expect(second.lines.filter((l) => l.level === 'warn').map((l) => l.msg)).toEqual([
+      'notifier could not read the event log (missed events)',
+      'notifier cannot fill the gap its queue left (the event log could not be read); clients are told to resume (4010)',
+    ]);
+
+    // Whether the last event is still there, for a live event from before it: sent, as nothing says the log moved back.
+    const third = setUp();
+    third.feed.subscribed();
+    await waitFor(() => expect(third.feed.ready()).toBe(true));
+    const early = third.log.append(makeEvent({ orderId: 3 }));
+    third.feed.deliver(delivery(third.log.append(makeEvent({ orderId: 4 }))));
+    third.log.failingReads.add('holds');
+    third.feed.deliver(delivery(early));
+    await waitFor(() => expect(third.ids().at(-1)).toBe(early.id));
+    expect(third.lines.filter((l) => l.level === 'warn').map((l) => l.msg)).toEqual(['notifier could not read the event log (is the last event still there)']);
+    expect(third.closes).toEqual([]);
+
+    // The head, after a gap over the limit.
+    const fourth = setUp({ gapLimit: 1, pageSize: 1 });
+    fourth.feed.subscribed();
+    await waitFor(() => expect(fourth.feed.ready()).toBe(true));
+    fourth.feed.deliver(delivery(fourth.log.append(makeEvent({ orderId: 1 }))));
+    fourth.feed.unsubscribed();
+    fourth.log.append(makeEvent({ orderId: 2 }));
+    fourth.log.append(makeEvent({ orderId: 3 }));
+    fourth.log.failingReads.add('head');
+    fourth.feed.subscribed();
+    await waitFor(() => expect(fourth.feed.ready()).toBe(true));
+    expect(fourth.lines.filter((l) => l.level === 'warn').map((l) => l.msg)).toEqual([
+      'notifier could not read the event log (its head)',
+      'notifier cannot fill the gap its queue left (over 1 events were missed); clients are told to resume (4010)',
+    ]);
   });
 });

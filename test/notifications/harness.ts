@@ -22,7 +22,7 @@ export interface Notifier {
 
 /** The notification side as the app wires it: validators, problem answers, @fastify/websocket, the routes. */
 export async function startNotifier(
-  options: { hub?: NotificationHubOptions; replayAfter?: ReplayAfter; perMessageDeflate?: boolean } = {},
+  options: { hub?: NotificationHubOptions; replayAfter?: ReplayAfter; perMessageDeflate?: boolean; whenReady?: (ms: number) => Promise<boolean> } = {},
 ): Promise<Notifier> {
   const app = Fastify({ logger: false });
   installValidators(app);
@@ -33,7 +33,11 @@ export async function startNotifier(
     ...websocketOptions,
     options: { ...websocketOptions.options, perMessageDeflate: options.perMessageDeflate ?? false },
   });
-  await app.register(notificationRoutes, { hub, replayAfter: options.replayAfter ?? (async () => ({ events: [] })) });
+  await app.register(notificationRoutes, {
+    hub,
+    replayAfter: options.replayAfter ?? (async () => ({ events: [] })),
+    ...(options.whenReady && { whenReady: options.whenReady }),
+  });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;
   return {
