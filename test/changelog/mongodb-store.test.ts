@@ -22,7 +22,9 @@ const { TopologyDescription } = createRequire(import.meta.url)('mongodb/lib/sdam
   TopologyDescription: new (type: string) => ConstructorParameters<typeof MongoServerSelectionError>[1];
 };
 
-const matches = (document: Document, filter: Document) => Object.entries(filter).every(([key, value]) => document[key] === value);
+/** A filter's fields, dotted paths included ('order.created_at'), each equal to its value. */
+const matches = (document: Document, filter: Document) =>
+  Object.entries(filter).every(([key, value]) => key.split('.').reduce<unknown>((at, part) => (at as Document | undefined)?.[part], document) === value);
 
 /**
  * A collection kept in memory that answers as the driver does (MongoDB itself cannot run here): upserts
@@ -106,6 +108,19 @@ describe('MongoDB change log over its collection', () => {
     expect(documents).toContainEqual({ _id: id, ...fields });
     expect(await log.history(7)).toBe(`[${logged(events).map((e) => e.body).join(',')}]`);
     expect(await log.history(9)).toBe('[]');
+  });
+
+  it('when history names when the order was created, then only the events of the order created then are returned: a failover can hand an id out twice', async () => {
+    const { collection } = memoryCollection();
+    const log = changeLogOn(storeOver(collection));
+    const createdAt = (event: ReturnType<typeof makeEvent>, at: string) => ({ ...event, order: { ...event.order, created_at: at } });
+    const lost = [createdAt(makeEvent({ orderId: 7, sequence: 1 }), '2026-11-25T12:00:01.000Z'), createdAt(makeEvent({ orderId: 7, sequence: 2 }), '2026-11-25T12:00:01.000Z')];
+    const reused = createdAt(makeEvent({ orderId: 7, sequence: 1 }), '2026-11-26T09:30:00.123Z');
+    await log.append(logged([...lost, reused]));
+
+    expect(JSON.parse(await log.history(7, reused.order.created_at))).toEqual([reused]);
+    expect(JSON.parse(await log.history(7, lost[0]!.order.created_at))).toEqual(lost);
+    expect(JSON.parse(await log.history(7))).toHaveLength(3);
   });
 
   it('when nothing is to be appended, then nothing is asked of MongoDB, not even a connection', async () => {

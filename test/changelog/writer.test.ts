@@ -104,4 +104,40 @@ describe('change-log writer', () => {
       await broker.close();
     }
   });
+
+  it('when writes keep failing, then the outage is one warning, its end one line with how many failed, and a later outage warns again', async () => {
+    broker = createInProcessBroker({ redeliveryDelayMs: 10 });
+    const { collection } = collectionDropping(0);
+    const inner = changeLogOn({ collection, connect: async () => undefined, ping: async () => undefined, close: async () => undefined });
+    let failNext = 0;
+    const changeLog = {
+      ...inner,
+      append: async (events: Parameters<typeof inner.append>[0]) => {
+        if (failNext > 0) {
+          failNext -= 1;
+          throw new Error('MongoDB is away');
+        }
+        return inner.append(events);
+      },
+    };
+    const { logger, lines } = recordingLogger('info');
+    await startChangeLogWriter({ broker, changeLog, logger, queue: 'orders.changelog' });
+    const outage = (failures: number) => [
+      expect.objectContaining({
+        level: 40,
+        episode: 'change log writes failing',
+        events: 1,
+        error: expect.objectContaining({ type: 'Error', message: 'MongoDB is away' }),
+        msg: 'change log write failed; events will be redelivered (further failures of this kind are counted, not logged, until it ends)',
+      }),
+      expect.objectContaining({ level: 30, episode: 'change log writes failing', failures, msg: 'change log writes failing: recovered' }),
+    ];
+
+    failNext = 3;
+    await broker.publish(publications([makeEvent({ orderId: 3 })]));
+    failNext = 1;
+    await broker.publish(publications([makeEvent({ orderId: 4 })]));
+
+    expect(lines.filter((line) => line.msg !== 'order change logged')).toEqual([...outage(3), ...outage(1)]);
+  });
 });
