@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { openDatabase } from '../../src/db/client.js';
+import { openDatabase, type Queryable } from '../../src/db/client.js';
 import type { Broker, BrokerState } from '../../src/messaging/broker.js';
 import { createInProcessBroker } from '../../src/messaging/in-process.js';
 import { startOutboxRelay, type OutboxRelay, type RelayOptions } from '../../src/outbox/relay.js';
@@ -322,6 +322,68 @@ for (const { kind, skip } of databaseKinds()) {
       expect(running.isActive()).toBe(true);
       expect(logger.count('outbox relay active')).toBe(2);
       expect(logger.warnings()).toHaveLength(1);
+    });
+
+    /** Makes the active relay lose its session (its log read fails), then lets it take the lead again. */
+    async function loseAndRetakeSession(db: Queryable, running: OutboxRelay, metrics: ReturnType<typeof recordingMetrics>, logger: ReturnType<typeof recordingLogger>) {
+      const failed = metrics.failures.length;
+      const leads = logger.count('outbox relay active');
+      await db.query('ALTER TABLE outbox RENAME TO outbox_away');
+      running.wake();
+      await expect.poll(() => metrics.failures.length, { timeout: 10_000 }).toBeGreaterThan(failed);
+      await db.query('ALTER TABLE outbox_away RENAME TO outbox');
+      await expect.poll(() => logger.count('outbox relay active'), { timeout: 10_000 }).toBe(leads + 1);
+    }
+
+    it('when the database comes back without events the relay shipped (a failover lost them), then it says so once, tells its owner, and moves the order ids past every one shipped', async () => {
+      const { db, broker, got, logger, metrics } = await setUp();
+      let rewinds = 0;
+      const running = relay({ db, broker, logger, metrics, onRewind: () => void (rewinds += 1) });
+      const shipped = [makeEvent({ orderId: 40, sequence: 1 }), makeEvent({ orderId: 41, sequence: 1 }), makeEvent({ orderId: 7, sequence: 2 })];
+      await writeOutboxEvents(db, shipped);
+      running.wake();
+      await expect.poll(() => got.length, { timeout: 10_000 }).toBe(3);
+      await expect.poll(async () => (await readCheckpoint(db)).position, { timeout: 5_000 }).toBeGreaterThan(0);
+      const saved = await readCheckpoint(db);
+
+      // What a standby promoted without the last transactions holds: neither the events nor the checkpoint past them.
+      await db.query('DELETE FROM outbox');
+      await db.query(`UPDATE outbox_checkpoint SET xid = '0', position = 0`);
+      await loseAndRetakeSession(db, running, metrics, logger);
+
+      expect(rewinds).toBe(1);
+      expect(logger.lines.filter((l) => l.level === 'error')).toEqual([
+        {
+          level: 'error',
+          obj: { checkpoint: '0:0', committed_checkpoint: `${saved.xid}:${saved.position}`, highest_order_id_shipped: 41 },
+          msg: 'event log rewound: the database lost committed events this relay had shipped (a failover to a standby that lacked them)',
+        },
+      ]);
+      const [next] = await db.query<{ id: string }>(`SELECT nextval(pg_get_serial_sequence('orders', 'id'))::text AS id`);
+      expect(next!.id).toBe('42');
+
+      // The log as it is now is the one to follow: taking the lead again later finds nothing more lost.
+      await loseAndRetakeSession(db, running, metrics, logger);
+      expect(rewinds).toBe(1);
+      expect(logger.lines.filter((l) => l.level === 'error')).toHaveLength(1);
+    });
+
+    it('when the order ids are already past those shipped, then a rewind leaves them where they are', async () => {
+      const { db, broker, got, logger, metrics } = await setUp();
+      const running = relay({ db, broker, logger, metrics });
+      await writeOutboxEvents(db, [makeEvent({ orderId: 3, sequence: 1 })]);
+      running.wake();
+      await expect.poll(() => got.length, { timeout: 10_000 }).toBe(1);
+      await expect.poll(async () => (await readCheckpoint(db)).position, { timeout: 5_000 }).toBeGreaterThan(0);
+      await db.query(`SELECT setval(pg_get_serial_sequence('orders', 'id'), 90)`);
+
+      await db.query('DELETE FROM outbox');
+      await db.query(`UPDATE outbox_checkpoint SET xid = '0', position = 0`);
+      await loseAndRetakeSession(db, running, metrics, logger);
+
+      expect(logger.lines.filter((l) => l.level === 'error')).toHaveLength(1);
+      const [next] = await db.query<{ id: string }>(`SELECT nextval(pg_get_serial_sequence('orders', 'id'))::text AS id`);
+      expect(next!.id).toBe('91');
     });
   });
 }

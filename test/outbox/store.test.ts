@@ -3,7 +3,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openDatabase, type Database, type Queryable } from '../../src/db/client.js';
 import { migrate } from '../../src/db/migrate.js';
-import { backlog, deleteShippedBefore, eventsAfter, LOG_START, oldestUnsentAge, readAfter, readCheckpoint, saveCheckpoint, type LogPosition } from '../../src/outbox/store.js';
+import { backlog, deleteShippedBefore, eventsAfter, holdsEvent, LOG_START, logHead, oldestUnsentAge, readAfter, readCheckpoint, saveCheckpoint, type LogPosition } from '../../src/outbox/store.js';
 import { createTestDatabase, databaseKinds, type TestDatabase } from '../helpers/databases.js';
 
 for (const { kind, skip } of databaseKinds()) {
@@ -160,6 +160,33 @@ for (const { kind, skip } of databaseKinds()) {
       // A clock that stepped back makes no negative age.
       await db.query("UPDATE outbox SET created_at = now() + interval '1 hour'");
       expect(await oldestUnsentAge(db)).toBe(0);
+    });
+
+    it('when the log is read for its head, then it is the last readable event with its place; none while the log is empty', async () => {
+      expect(await logHead(db)).toBeUndefined();
+      await write(1, 1);
+      await db.transaction(async (tx) => [await write(2, 1, tx), await write(2, 2, tx)]);
+      const last = await write(3, 1);
+      const all = await readableAfter(LOG_START, 4);
+
+      expect(await logHead(db)).toStrictEqual({ at: all.at(-1)!.at, id: last });
+      // Within one transaction too, the last written is the head.
+      expect(all[2]!.at.xid).toBe(all[1]!.at.xid);
+      await db.query('DELETE FROM outbox WHERE event_id = $1', [last]);
+      expect(await logHead(db)).toStrictEqual({ at: all[2]!.at, id: all[2]!.id });
+    });
+
+    it('when asked whether the log holds an event, then it is true while its row is kept, shipped or not, and false once removed or never written', async () => {
+      const kept = await write(1, 1);
+      const removed = await write(2, 1);
+      await readableAfter(LOG_START, 2);
+      const [first] = await readAfter(db, LOG_START, 1);
+      await saveCheckpoint(db, first!.at);
+      await db.query('DELETE FROM outbox WHERE event_id = $1', [removed]);
+
+      expect(await holdsEvent(db, kept)).toBe(true);
+      expect(await holdsEvent(db, removed)).toBe(false);
+      expect(await holdsEvent(db, randomUUID())).toBe(false);
     });
 
     // Two transactions at once need two connections: PGlite runs one at a time, so this is PostgreSQL's.
