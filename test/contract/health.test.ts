@@ -41,6 +41,15 @@ describe('readiness', () => {
     expect(await readyz()).toEqual({ status: 503, body: { status: 'not ready', checks: { database: 'connecting' } } });
   });
 
+  it('when a critical check is in a state it names as acceptable, then the process is ready and says which; any other state is still 503', async () => {
+    await start({ broker: { critical: true, check: () => 'blocked', acceptable: ['blocked'] } });
+    expect(await readyz()).toEqual({ status: 200, body: { status: 'ready', checks: { broker: 'blocked' } } });
+    await app!.close();
+
+    await start({ broker: { critical: true, check: () => 'connecting', acceptable: ['blocked'] }, database: { critical: true, check: () => 'up' } });
+    expect(await readyz()).toEqual({ status: 503, body: { status: 'not ready', checks: { broker: 'connecting', database: 'up' } } });
+  });
+
   it('when a check throws, rejects with something that is not an Error, or never answers, then it is down, saying why; the answer comes within about 2 s', async () => {
     await start({
       database: { critical: true, check: () => { throw new Error('password authentication failed'); } },
