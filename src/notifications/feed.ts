@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { OrderEvent } from '../events/envelope.js';
-import { comparePositions, formatPosition, parsePosition, type LogPosition } from '../events/log-position.js';
+import { comparePositions, formatPosition, LOG_START, parsePosition, type LogPosition } from '../events/log-position.js';
 import type { Delivery } from '../messaging/broker.js';
 import type { NotificationHub } from './hub.js';
 
@@ -8,6 +8,9 @@ import type { NotificationHub } from './hub.js';
 export const CLOSE_RESUME = 4010;
 /** Close code: the event log was rewound (a failover lost events); reload state and reconnect without `after`. */
 export const CLOSE_RELOAD = 4011;
+
+/** The place of a feed that subscribed to an empty log: before the first event, which no event id names. */
+const EMPTY_LOG = '';
 
 /** An event as the log holds it, with its place. */
 export interface LogEntry {
@@ -90,6 +93,8 @@ export function createNotifierFeed(options: FeedOptions): NotifierFeed {
   const stats = { gapsChecked: 0, eventsFilled: 0, gapsAbandoned: 0, rewinds: 0 };
 
   let last: { at: LogPosition; id: string } | undefined;
+  /** A later subscription that finds no place has lost it. */
+  let subscribedBefore = false;
   let subscription = 0;
   let subscribedNow = false;
   let caughtUpWith = -1;
@@ -169,11 +174,20 @@ export function createNotifierFeed(options: FeedOptions): NotifierFeed {
     options.onRewind?.();
   }
 
+  /** Its place again, from the new log, so that a queue lost before the next delivery still knows where to go on from. */
+  async function placeAtHead(): Promise<void> {
+    const found = await read('its head', async () => ({ head: await log.head() }));
+    if (found) last = found.head ?? { at: LOG_START, id: EMPTY_LOG };
+  }
+
   async function verifyThenSend(delivery: Delivery): Promise<void> {
     const lastId = last?.id;
     if (lastId) {
       const kept = await read('is the last event still there', () => log.holds(lastId));
-      if (kept === false) rewound({ event_id: delivery.event.id, position: delivery.logPosition });
+      if (kept === false) {
+        rewound({ event_id: delivery.event.id, position: delivery.logPosition });
+        await placeAtHead();
+      }
     }
     sendLive(delivery);
   }
@@ -181,16 +195,23 @@ export function createNotifierFeed(options: FeedOptions): NotifierFeed {
   async function fill(generation: number): Promise<void> {
     stats.gapsChecked += 1;
     if (last === undefined) {
-      // First subscription (or after a rewind): the log so far is for ?after= replays, not for this feed.
-      const head = await read('its head', () => log.head());
-      if (head) advance(head.at, head.id);
+      // Not the first subscription: what was shipped since the place was lost is unknown, so clients resume on their own.
+      if (subscribedBefore) abandon('the last place broadcast is not known');
+      // The log so far is for ?after= replays, not for this feed.
+      await placeAtHead();
+    } else if (last.id === EMPTY_LOG) {
+      await sendMissed();
     } else {
       const lastId = last.id;
       const kept = await read('is the last event still there', () => log.holds(lastId));
-      if (kept === false) rewound({ on: 'resubscribe' });
+      if (kept === false) {
+        rewound({ on: 'resubscribe' });
+        await placeAtHead();
+      }
       else if (kept === undefined) abandon('the event log could not be read');
       else await sendMissed();
     }
+    subscribedBefore = true;
     if (generation !== subscription) return;
     caughtUpWith = generation;
     if (!isReady()) return;

@@ -97,6 +97,8 @@ export function startOutboxRelay(options: RelayOptions): OutboxRelay {
   /** The furthest checkpoint this process saw committed, and the highest order id it shipped: what a rewind would lose. */
   let committed: LogPosition | undefined;
   let highestOrderId = 0;
+  /** After a rewind, the order id sequence must move past this before orders get ids the lost ones had. */
+  let idsToSkip = 0;
   let stopped = false;
   let wanted = true;
   /** Ends the idle wait: new events, a sweep, the broker coming back, stop(). */
@@ -166,7 +168,16 @@ export function startOutboxRelay(options: RelayOptions): OutboxRelay {
       }
       await candidate.listen(WAKE_CHANNEL, wake);
       checkpoint = await readCheckpoint(candidate);
-      if (committed && comparePositions(checkpoint, committed) < 0) await rewound(candidate, checkpoint, committed);
+      if (committed && comparePositions(checkpoint, committed) < 0) rewound(checkpoint, committed);
+      // Retried at each take-over until it succeeds: a database just promoted may refuse it for a moment.
+      if (idsToSkip > 0) {
+        await candidate.query(
+          `SELECT setval(seq, greatest($1::bigint, coalesce(pg_sequence_last_value(seq), 1)))
+           FROM (SELECT pg_get_serial_sequence('orders', 'id')::regclass AS seq) s`,
+          [idsToSkip],
+        );
+        idsToSkip = 0;
+      }
     } catch (error) {
       candidate.release(error as Error);
       throw new DatabaseFailure(error);
@@ -181,17 +192,14 @@ export function startOutboxRelay(options: RelayOptions): OutboxRelay {
    * The database lost transactions it had committed (an asynchronous standby promoted without them). Their order ids
    * would be handed out again; the sequence is moved past every id this relay shipped, so later orders get new ones.
    */
-  async function rewound(active: Session, found: LogPosition, saved: LogPosition): Promise<void> {
+  function rewound(found: LogPosition, saved: LogPosition): void {
     logger.error(
       { checkpoint: formatPosition(found), committed_checkpoint: formatPosition(saved), highest_order_id_shipped: highestOrderId },
       'event log rewound: the database lost committed events this relay had shipped (a failover to a standby that lacked them)',
     );
     committed = found;
+    idsToSkip = highestOrderId;
     options.onRewind?.();
-    await active.query(
-      `SELECT setval(seq, greatest($1::bigint, coalesce(pg_sequence_last_value(seq), 1))) FROM (SELECT pg_get_serial_sequence('orders', 'id')::regclass AS seq) s`,
-      [highestOrderId],
-    );
   }
 
   function dropSession(lost: Session, error?: Error): void {

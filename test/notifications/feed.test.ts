@@ -235,6 +235,58 @@ describe('the notifier feed: continuity from the log', () => {
     ]);
   });
 
+  it('when the queue is lost right after a rewind was found, before any later delivery, then what was shipped meanwhile is still sent', async () => {
+    const { log, feed, ids } = setUp();
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+    log.append(makeEvent({ orderId: 1 }));
+    feed.deliver(delivery(log.append(makeEvent({ orderId: 2 }))));
+    log.rewindTo(1);
+    const reused = log.append(makeEvent({ orderId: 2 }));
+    feed.deliver(delivery(reused));
+    await waitFor(() => expect(ids().at(-1)).toBe(reused.id));
+
+    feed.unsubscribed();
+    const meanwhile = [makeEvent({ orderId: 3 }), makeEvent({ orderId: 4 })].map((e) => log.append(e));
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+
+    expect(ids().slice(-2)).toEqual(meanwhile.map((m) => m.id));
+  });
+
+  it('when the feed could not read where the log stood and its queue is lost, then clients are told to resume (4010) rather than skip what was shipped', async () => {
+    const { log, feed, closes, ids } = setUp();
+    log.append(makeEvent({ orderId: 1 }));
+    log.failing = true;
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+    expect(closes).toEqual([]);
+    log.failing = false;
+    feed.unsubscribed();
+    log.append(makeEvent({ orderId: 2 }));
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+
+    expect(closes).toEqual([{ code: CLOSE_RESUME, kind: 'closeAll' }]);
+    // From here on it knows its place again.
+    const next = log.append(makeEvent({ orderId: 3 }));
+    feed.deliver(delivery(next));
+    expect(ids()).toEqual([next.id]);
+  });
+
+  it('when the log was empty at the first subscription and the queue is lost before any delivery, then what was shipped meanwhile is sent from the start', async () => {
+    const { log, feed, ids, closes } = setUp();
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+    feed.unsubscribed();
+    const meanwhile = [makeEvent({ orderId: 1 }), makeEvent({ orderId: 2 })].map((e) => log.append(e));
+    feed.subscribed();
+    await waitFor(() => expect(feed.ready()).toBe(true));
+
+    expect(ids()).toEqual(meanwhile.map((m) => m.id));
+    expect(closes).toEqual([]);
+  });
+
   it('when a delivery sits before the last one broadcast but the log still holds that one, then nothing was lost: it is sent as usual', async () => {
     const { log, feed, closes, sent } = setUp();
     feed.subscribed();

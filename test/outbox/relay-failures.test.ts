@@ -368,6 +368,38 @@ for (const { kind, skip } of databaseKinds()) {
       expect(logger.lines.filter((l) => l.level === 'error')).toHaveLength(1);
     });
 
+    it('when moving the order ids fails just after a rewind, then it is tried again at the next take-over, and the rewind is told once', async () => {
+      const { db, broker, got, logger, metrics } = await setUp();
+      let rewinds = 0;
+      const running = relay({ db, broker, logger, metrics, onRewind: () => void (rewinds += 1) });
+      await writeOutboxEvents(db, [makeEvent({ orderId: 90, sequence: 1 })]);
+      running.wake();
+      await expect.poll(() => got.length, { timeout: 10_000 }).toBe(1);
+      await expect.poll(async () => (await readCheckpoint(db)).position, { timeout: 5_000 }).toBeGreaterThan(0);
+
+      await db.query('DELETE FROM outbox');
+      await db.query(`UPDATE outbox_checkpoint SET xid = '0', position = 0`);
+      // The sequence cannot be found for a moment, as on a database still settling after its promotion.
+      await db.query('ALTER TABLE orders RENAME TO orders_away');
+      const failed = metrics.failures.length;
+      const leads = logger.count('outbox relay active');
+      await db.query('ALTER TABLE outbox RENAME TO outbox_away');
+      running.wake();
+      await expect.poll(() => metrics.failures.length, { timeout: 10_000 }).toBeGreaterThan(failed);
+      await db.query('ALTER TABLE outbox_away RENAME TO outbox');
+      await expect.poll(() => rewinds, { timeout: 10_000 }).toBe(1);
+      const failedMoving = metrics.failures.length;
+      await expect.poll(() => metrics.failures.length, { timeout: 10_000 }).toBeGreaterThan(failedMoving);
+      expect(logger.count('outbox relay active')).toBe(leads);
+
+      await db.query('ALTER TABLE orders_away RENAME TO orders');
+      await expect.poll(() => logger.count('outbox relay active'), { timeout: 10_000 }).toBe(leads + 1);
+      const [next] = await db.query<{ id: string }>(`SELECT nextval(pg_get_serial_sequence('orders', 'id'))::text AS id`);
+      expect(next!.id).toBe('91');
+      expect(rewinds).toBe(1);
+      expect(logger.lines.filter((l) => l.level === 'error')).toHaveLength(1);
+    });
+
     it('when the order ids are already past those shipped, then a rewind leaves them where they are', async () => {
       const { db, broker, got, logger, metrics } = await setUp();
       const running = relay({ db, broker, logger, metrics });
