@@ -15,6 +15,7 @@ export default defineConfig({
     exclude: [
       'node_modules/**',
       'test/faults/**',
+      'test/topology/**',
       'test/deploy/**',
       'test/console/**',
       'test/process.test.ts',

@@ -12,7 +12,7 @@ import { healthRoutes, type ReadinessCheck } from './http/health.js';
 import { installRequestIds, requestIdOf } from './http/request-id.js';
 import { installJsonBody } from './http/json-body.js';
 import { openApiOptions } from './http/openapi.js';
-import { answerClientError, answerFrameworkError, declareProblems, installErrorHandling } from './http/problems.js';
+import { answerClientError, answerFrameworkError, declareProblems, installErrorHandling, type DatabaseFaultReporter } from './http/problems.js';
 import { DOCS_CSP, installSecurity, refuseWhileClosing, type SecurityOptions } from './http/security.js';
 import { installValidators, refuseUnknownQuery } from './http/validation.js';
 import { installHttpMetrics } from './metrics/http.js';
@@ -30,8 +30,10 @@ export interface AppDeps {
   security: SecurityOptions;
   /** The order and catalog API, in processes that serve it. */
   api?: { orders: OrderService; catalog: Drizzle };
-  /** The WebSocket side, in processes that notify. */
-  notifications?: { hub: NotificationHub; replayAfter: ReplayAfter };
+  /** The WebSocket side, in processes that notify; `whenReady` says whether clients may connect yet. */
+  notifications?: { hub: NotificationHub; replayAfter: ReplayAfter; whenReady?: (ms: number) => Promise<boolean> };
+  /** Hears database failures requests ran into (classified, logged once per episode); the default only logs them. */
+  reportFault?: DatabaseFaultReporter;
   readiness: Record<string, ReadinessCheck>;
   /** Served at /metrics (no such route without it). */
   metrics?: ServiceMetrics;
@@ -65,7 +67,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   installJsonBody(app);
   installValidators(app);
   refuseUnknownQuery(app);
-  installErrorHandling(app);
+  installErrorHandling(app, deps.reportFault);
   declareProblems(app);
   await installSecurity(app, deps.security);
   for (const schema of [Problem, Order, OrderEvent, Product]) app.addSchema(schema);

@@ -28,11 +28,27 @@ export const ERRORS = {
   too_many_connections: { status: 429, title: 'Too many WebSocket connections for this key' },
   headers_too_large: { status: 431, title: 'The request head is too large' },
   service_unavailable: { status: 503, title: 'A service this request needs is unavailable' },
+  database_read_only: { status: 503, title: 'The database takes no writes right now' },
+  storage_full: { status: 503, title: "The database's storage is full" },
+  database_overloaded: { status: 503, title: 'The database is out of connections or memory' },
+  transaction_conflict: { status: 503, title: 'The transaction conflicted with another' },
+  notifier_not_ready: { status: 503, title: 'The notifier is not subscribed to the event stream yet' },
   connection_limit_reached: { status: 503, title: 'This instance takes no more WebSocket connections' },
   internal_error: { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
+
+/** Seconds a client should wait before retrying, sent as `Retry-After` with every 503 (RFC 9110). */
+export const RETRY_AFTER_SECONDS: Partial<Record<ErrorCode, number>> = {
+  service_unavailable: 2,
+  database_read_only: 5,
+  storage_full: 30,
+  database_overloaded: 2,
+  transaction_conflict: 1,
+  notifier_not_ready: 1,
+  connection_limit_reached: 5,
+};
 
 export interface FieldError {
   field: string;

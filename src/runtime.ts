@@ -14,11 +14,14 @@ import type { Broker } from './messaging/broker.js';
 import { createInProcessBroker } from './messaging/in-process.js';
 import { ServiceMetrics } from './metrics/registry.js';
 import { watchBroker, watchChangeLog, watchChangeLogWriter, watchHub, watchOutbox, watchPool } from './metrics/watch.js';
+import { createDatabaseHealth } from './db/health.js';
+import { createEpisodes } from './episodes.js';
+import { createNotifierFeed, type NotifierFeed } from './notifications/feed.js';
 import { createNotificationHub, type NotificationHub } from './notifications/hub.js';
 import { deleteExpiredKeys, releaseInFlightKeys } from './orders/idempotency.js';
 import { createOrderService } from './orders/service.js';
 import { seedDemoCatalog } from './products/repository.js';
-import { deleteShippedBefore, eventsAfter } from './outbox/store.js';
+import { deleteShippedBefore, eventsAfter, holdsEvent, logHead, readAfter } from './outbox/store.js';
 import { startOutboxRelay, type OutboxRelay } from './outbox/relay.js';
 
 export interface Service {
@@ -72,6 +75,15 @@ export async function startService(config: Config, options: ServiceOptions): Pro
       },
     });
     closers.push(() => db.close());
+    const episodes = createEpisodes(logger);
+    closers.push(async () => episodes.close());
+    const health = createDatabaseHealth(db, episodes);
+    // Once the log has moved back under this process (a failover lost events), /readyz says so until it restarts.
+    let rewound = false;
+    const onRewind = () => {
+      rewound = true;
+      metrics.eventLogRewound();
+    };
     const metrics = new ServiceMetrics({
       role: config.ROLE,
       database: db.kind,
@@ -117,18 +129,27 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     }
 
     let hub: NotificationHub | undefined;
+    let feed: NotifierFeed | undefined;
     if (runs('notifier')) {
       hub = createNotificationHub({ pingIntervalMs: config.WS_PING_INTERVAL_MS, maxBufferedBytes: config.WS_MAX_BUFFERED_BYTES });
       const notifier = hub;
       closers.push(async () => notifier.close());
       watchHub(metrics.registry, hub);
-      await broker.consume({ durable: false, prefetch: 1024 }, (delivery) => {
-        const { event } = delivery;
-        const outcome = notifier.broadcast(event, delivery.body, delivery.logPosition);
-        // With the request that wrote the event: an order can be followed from its POST to its frames.
-        logger.info({ event_id: event.id, order_id: event.order_id, sequence: event.sequence, request_id: delivery.requestId, outcome }, 'notification broadcast');
-        delivery.ack();
+      const notifierFeed = createNotifierFeed({
+        hub,
+        logger,
+        onRewind,
+        log: {
+          after: async (at, limit) => (await readAfter(db, at, limit)).map(({ at: position, id, json, requestId }) => ({ at: position, id, json, requestId })),
+          head: () => logHead(db),
+          holds: (eventId) => holdsEvent(db, eventId),
+        },
       });
+      feed = notifierFeed;
+      await broker.consume(
+        { durable: false, prefetch: 1024, onSubscribed: notifierFeed.subscribed, onUnsubscribed: notifierFeed.unsubscribed },
+        (delivery) => notifierFeed.deliver(delivery),
+      );
     }
 
     let relay: OutboxRelay | undefined;
@@ -142,6 +163,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
         // at a time, so there one batch at a time lets batches grow instead of multiplying claims.
         maxInFlight: db.kind === 'pglite' ? 1 : 16,
         metrics: metrics.relayHooks(),
+        onRewind,
       });
       const outboxRelay = relay;
       watchOutbox(metrics.registry, db, outboxRelay);
@@ -152,10 +174,20 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     }
 
     const readiness: Record<string, ReadinessCheck> = {
-      database: { critical: true, check: async () => (await db.ping(), 'up') },
-      // Orders wait in the outbox while the broker is away; a notifier or writer without it has nothing to do.
-      broker: { critical: config.ROLE === 'notifier' || config.ROLE === 'changelog', check: () => broker.state() },
+      // A read-only database still serves a notifier's replays and a change-log writer's reads, not an API's writes.
+      database: { critical: true, check: () => health.check(), ...(runs('api') ? {} : { acceptable: ['read_only'] }) },
+      // Orders wait in the outbox while the broker is away or blocks publishers; a notifier or writer needs it up.
+      broker: {
+        critical: config.ROLE === 'notifier' || config.ROLE === 'changelog',
+        check: () => broker.state(),
+        // A blocked connection still delivers.
+        acceptable: ['blocked'],
+      },
+      event_log: { critical: false, check: () => (rewound ? 'rewound' : 'up') },
     };
+    const subscribed = feed;
+    // Clients that connect before the notifier's queue exists would miss what it was not there for.
+    if (subscribed) readiness.notifications = { critical: config.ROLE === 'notifier', check: () => (subscribed.ready() ? 'up' : 'not subscribed') };
     const log = changeLog;
     // Events wait in the queue while the change log is away; a changelog-only process then has nothing to do.
     if (log) readiness.changelog = { critical: config.ROLE === 'changelog', check: () => log.state() };
@@ -178,12 +210,13 @@ export async function startService(config: Config, options: ServiceOptions): Pro
                   if (change.type === 'order.created') metrics.orderCreated();
                   else metrics.statusChanged(change.from, change.to);
                 },
-                history: (id) => changeLog.history(id),
+                history: (id, createdAt) => changeLog.history(id, createdAt),
               }),
             },
           }
         : {}),
-      ...(hub ? { notifications: { hub, replayAfter: (id: string) => eventsAfter(db, id, REPLAY_LIMIT) } } : {}),
+      ...(hub && feed ? { notifications: { hub, whenReady: feed.whenReady, replayAfter: (id: string) => eventsAfter(db, id, REPLAY_LIMIT) } } : {}),
+      reportFault: (error: unknown) => health.noteFailure(error),
     });
     // The app closes first: no new requests, in-flight ones finish, then the parts behind them close.
     closers.push(() => app.close());

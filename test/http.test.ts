@@ -32,7 +32,7 @@ describe('docs and health', () => {
     expect((await service.app.inject({ method: 'GET', url: '/healthz' })).json()).toEqual({ status: 'ok' });
     const ready = await service.app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(200);
-    expect(ready.json()).toEqual({ status: 'ready', checks: { database: 'up', broker: 'up', changelog: 'up' } });
+    expect(ready.json()).toEqual({ status: 'ready', checks: { database: 'up', broker: 'up', changelog: 'up', event_log: 'up', notifications: 'up' } });
   });
 });
 

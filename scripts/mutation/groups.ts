@@ -53,7 +53,7 @@ export const GROUPS: readonly Group[] = [
     name: 'notifications',
     mutate: ['src/notifications/*.ts', 'src/events/*.ts'],
     tests: [
-      ...t('notifications', 'broadcast', 'resume', 'robustness', 'routes', 'ledger-bounds', 'failure-paths', 'admission', 'socket-errors', 'client', 'frame', 'coalesce'),
+      ...t('notifications', 'broadcast', 'resume', 'robustness', 'routes', 'ledger-bounds', 'failure-paths', 'admission', 'socket-errors', 'client', 'frame', 'coalesce', 'feed'),
       ...t('security', 'upgrade-refusals', 'websocket-caps'),
       'test/events/*.test.ts',
     ],

@@ -16,10 +16,11 @@ export function createEmbeddedChangeLog(db: Queryable): ChangeLog {
       // A json (not jsonb) column keeps each body's text as published: 200.00 stays 200.00.
       return (await db.query(APPEND, [`[${events.map((e) => e.body).join(',')}]`])).length;
     },
-    async history(orderId) {
+    async history(orderId, createdAt) {
       const [row] = await db.query<{ json: string }>(
-        `SELECT coalesce('[' || string_agg(envelope::text, ',' ORDER BY sequence) || ']', '[]') AS json FROM order_changes WHERE order_id = $1`,
-        [orderId],
+        `SELECT coalesce('[' || string_agg(envelope::text, ',' ORDER BY sequence) || ']', '[]') AS json FROM order_changes
+         WHERE order_id = $1 AND ($2::text IS NULL OR envelope->'order'->>'created_at' = $2)`,
+        [orderId, createdAt ?? null],
       );
       // Stryker disable next-line StringLiteral: an aggregate without GROUP BY always returns one row, and coalesce makes its json non-null
       return row?.json ?? '[]';

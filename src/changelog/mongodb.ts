@@ -96,11 +96,11 @@ export function changeLogOn(store: ChangeStore, readTimeoutMs = DEFAULT_TIMEOUT_
       // A write cut off by the deadline may still land: the redelivered batch then finds its ids and writes nothing twice.
       return withDeadline(write(events), writeTimeoutMs);
     },
-    async history(orderId) {
+    async history(orderId, createdAt) {
       try {
         // The driver takes a `timeoutMS` but does not enforce it: a server that stops answering after the handshake would hold the read for good.
         const documents = await withDeadline(
-          store.connect().then(() => collection.find({ order_id: orderId }).sort({ sequence: 1 }).toArray()),
+          store.connect().then(() => collection.find({ order_id: orderId, ...(createdAt === undefined ? {} : { 'order.created_at': createdAt }) }).sort({ sequence: 1 }).toArray()),
           readTimeoutMs,
         );
         return envelopeJson(documents.map(({ _id, ...rest }) => ({ id: _id, ...rest })));

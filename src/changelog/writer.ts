@@ -1,3 +1,5 @@
+import { loggableError } from '../db/faults.js';
+import { createEpisodes } from '../episodes.js';
 import type { Broker, Delivery } from '../messaging/broker.js';
 import type { ChangeLog } from './changelog.js';
 
@@ -20,6 +22,8 @@ export interface ChangeLogWriter {
   readonly stats: Readonly<ChangeLogWriterStats>;
 }
 
+const WRITE_FAILED = 'change log writes failing';
+
 /**
  * Consumes the durable change-log queue and writes each event once in effect: deliveries that
  * arrive together are written in one batch and acknowledged only after the write.
@@ -35,6 +39,8 @@ export async function startChangeLogWriter(options: {
   const stats: ChangeLogWriterStats = { consumed: 0, written: 0, duplicates: 0, failures: 0 };
   let pending: Delivery[] = [];
   let scheduled = false;
+  // A change log away for a while fails every batch until it is back: one line for the outage, not one per batch.
+  const episodes = createEpisodes(logger);
 
   async function flush(): Promise<void> {
     scheduled = false;
@@ -45,13 +51,14 @@ export async function startChangeLogWriter(options: {
       stats.written += written;
       stats.duplicates += batch.length - written;
       for (const d of batch) d.ack();
+      episodes.recovered(WRITE_FAILED);
       // One line per event, with the request that wrote it: an order can be followed from its POST to here.
       for (const { event, requestId } of batch) {
         logger.info({ event_id: event.id, order_id: event.order_id, sequence: event.sequence, request_id: requestId }, 'order change logged');
       }
     } catch (error) {
       stats.failures += 1;
-      logger.warn({ err: error, events: batch.length }, 'change log write failed; events will be redelivered');
+      episodes.failed(WRITE_FAILED, { error: loggableError(error), events: batch.length }, 'change log write failed; events will be redelivered', 'warn');
       for (const d of batch) d.nack();
     }
   }

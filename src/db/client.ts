@@ -69,6 +69,7 @@ export interface DatabaseOptions {
 }
 
 const INT8 = 20;
+const READ_ONLY_SQLSTATE = '25006';
 // The OS probes an idle connection this soon, so one whose server is gone is dropped before it is handed out.
 const KEEPALIVE_INITIAL_DELAY_MS = 5000;
 
@@ -148,7 +149,8 @@ async function openPostgres(url: string, poolSize: number, timeouts: PostgresTim
           try {
             return await onClient(client).query(text, params, name);
           } catch (error) {
-            if (!(error instanceof pg.DatabaseError)) broken ??= error as Error;
+            // A read-only server (a standby a failover left behind) is dropped too, so the pool reconnects to the primary.
+            if (!(error instanceof pg.DatabaseError) || error.code === READ_ONLY_SQLSTATE) broken ??= error as Error;
             throw error;
           }
         },

@@ -5,6 +5,8 @@ import type { FastifyPluginAsync } from 'fastify';
 export interface ReadinessCheck {
   critical: boolean;
   check: () => Promise<string> | string;
+  /** States besides 'up' in which the process still serves (a blocked broker still delivers). */
+  acceptable?: readonly string[];
 }
 
 // Probes come from load balancers and orchestrators: no key, no rate limit.
@@ -30,7 +32,10 @@ export const healthRoutes: FastifyPluginAsync<{ checks: Record<string, Readiness
       schema: {
         tags: ['health'],
         summary: 'The process can serve: its database answers',
-        description: 'Each dependency is "up" or "down"; with a valid key (or when the service runs open), why it is not up.',
+        description:
+          'Each dependency is "up" or "down"; with a valid key (or when the service runs open), what it is instead: the database ' +
+          '"read_only" or "disk_full", the broker "blocked" (publishes refused) or "connecting", the event log "rewound", ' +
+          'notifications "not subscribed", or "down: <why>".',
         security: [],
         response: {
           200: Readiness,
@@ -46,10 +51,10 @@ export const healthRoutes: FastifyPluginAsync<{ checks: Record<string, Readiness
             Promise.resolve().then(c.check).catch((e: unknown) => `down: ${e instanceof Error ? e.message : String(e)}`),
             new Promise<string>((resolve) => setTimeout(resolve, 2000, 'down: no answer within 2 s').unref()),
           ]);
-          return [name, state, c.critical] as const;
+          return [name, state, !c.critical || state === 'up' || (c.acceptable ?? []).includes(state)] as const;
         }),
       );
-      const ready = results.every(([, state, critical]) => !critical || state === 'up');
+      const ready = results.every(([, , serves]) => serves);
       // Error text names hosts and ports: only callers with a key see it.
       const shown = (state: string) => (request.scope !== 'none' ? state : state === 'up' ? 'up' : 'down');
       return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results.map(([n, s]) => [n, shown(s)])) });

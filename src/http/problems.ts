@@ -1,20 +1,43 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { ApiError, DependencyUnavailableError, toProblem, type ErrorCode } from '../errors.js';
+import { databaseFaultOf, loggableError, type DatabaseFault } from '../db/faults.js';
+import { createEpisodes } from '../episodes.js';
+import { ApiError, DependencyUnavailableError, RETRY_AFTER_SECONDS, toProblem, type ErrorCode } from '../errors.js';
 import { fieldErrors } from './validation.js';
 
 export const PROBLEM_JSON = 'application/problem+json';
 
 export function sendProblem(reply: FastifyReply, error: ApiError): FastifyReply {
+  const retryAfter = RETRY_AFTER_SECONDS[error.code];
+  if (retryAfter !== undefined && !reply.hasHeader('retry-after')) reply.header('retry-after', String(retryAfter));
   return reply.code(error.status).type(PROBLEM_JSON).send(JSON.stringify(toProblem(error, reply.request.url.split('?')[0])));
 }
 
-/** The one place where anything thrown becomes an HTTP answer; nothing internal leaks from a 5xx. */
-export function installErrorHandling(app: FastifyInstance): void {
+/** Hears every database failure a request ran into, classified; it logs them once per episode. */
+export type DatabaseFaultReporter = (error: unknown) => DatabaseFault | undefined;
+
+/**
+ * The one place where anything thrown becomes an HTTP answer; nothing internal leaks from a 5xx. A database
+ * fault is reported (and logged once per episode), not logged per request: a full disk would flood the log.
+ */
+export function installErrorHandling(app: FastifyInstance, reportFault?: DatabaseFaultReporter): void {
+  const episodes = createEpisodes(app.log);
+  app.addHook('onClose', async () => episodes.close());
+  const report: DatabaseFaultReporter =
+    reportFault ??
+    ((error) => {
+      const fault = databaseFaultOf(error);
+      if (fault) episodes.failed(`database ${fault}`, { error: loggableError(error) }, 'requests fail: the database is unavailable');
+      return fault;
+    });
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const apiError = toApiError(error);
-    if (apiError.status >= 500) request.log.error({ err: error }, 'request failed');
+    const apiError = toApiError(error, report);
+    if (error instanceof DependencyUnavailableError) {
+      episodes.failed(`${error.dependency} unavailable`, { error: loggableError(error) }, `requests fail: the ${error.dependency} is unavailable`, 'warn');
+    } else if (apiError.code === 'internal_error') {
+      request.log.error({ error: loggableError(error) }, 'request failed');
+    }
     return sendProblem(reply, apiError);
   });
   app.setNotFoundHandler((request, reply) =>
@@ -41,7 +64,15 @@ export function declareProblems(app: FastifyInstance): void {
   });
 }
 
-function toApiError(error: FastifyError): ApiError {
+const FAULT_ERRORS: Record<DatabaseFault, [ErrorCode, string]> = {
+  unreachable: ['service_unavailable', 'The database is not reachable; retry shortly.'],
+  read_only: ['database_read_only', 'The database takes no writes right now (as during a failover); retry shortly.'],
+  disk_full: ['storage_full', "The database's storage is full; retry once space is freed."],
+  overloaded: ['database_overloaded', 'The database is out of connections or memory; retry shortly.'],
+  conflict: ['transaction_conflict', 'The transaction conflicted with a concurrent one; retry it.'],
+};
+
+function toApiError(error: FastifyError, report: DatabaseFaultReporter): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof DependencyUnavailableError) return new ApiError('service_unavailable', `The ${error.dependency} is not reachable; retry shortly.`);
   if (error.validation) {
@@ -60,27 +91,15 @@ function toApiError(error: FastifyError): ApiError {
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new ApiError('bad_request', 'Content-Length does not match the body.');
   }
+  const fault = report(error);
+  if (fault) return new ApiError(...FAULT_ERRORS[fault]);
   // PostgreSQL's data exceptions (class 22) mean a value the schemas should have refused.
   if (typeof (error as { code?: unknown }).code === 'string' && /^22/.test(error.code) && 'severity' in error) {
     return new ApiError('validation_failed', 'A value is outside what this API can store.');
   }
   const status = error.statusCode ?? 500;
   if (status >= 400 && status < 500) return new ApiError(status === 400 ? 'bad_request' : 'validation_failed', error.message);
-  if (isConnectionError(error)) return new ApiError('service_unavailable', 'The database is not reachable; retry shortly.');
   return new ApiError('internal_error', 'Something went wrong on our side; it has been logged.');
-}
-
-// The socket's errors, and PostgreSQL's: shutting down, too many connections, statement or lock timeout, idle-in-transaction timeout.
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', '57P01', '57P02', '57P03', '53300', '57014', '55P03', '25P03']);
-// pg's own words for a connection it could not open or get from the pool, lost, or a statement it gave up waiting for.
-const UNAVAILABLE_MESSAGES = /timeout exceeded when trying to connect|Connection terminated|Query read timeout|not queryable/i;
-
-/** The database is away, refusing or too slow for its timeouts: worth a retry, so 503. */
-function isConnectionError(error: Error & { code?: string }): boolean {
-  // Stryker disable next-line StringLiteral: with no code, any text that is neither a listed code nor class 08 does the same
-  const code = error.code ?? '';
-  // Class 08 is PostgreSQL's connection exceptions.
-  return UNAVAILABLE_CODES.has(code) || (/^08/.test(code) && 'severity' in error) || UNAVAILABLE_MESSAGES.test(error.message);
 }
 
 /**

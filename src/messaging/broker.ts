@@ -43,9 +43,17 @@ export interface ConsumerOptions {
   readonly queue?: string;
   /** Unacknowledged deliveries allowed in flight. */
   readonly prefetch: number;
+  /**
+   * Called each time the consumer's queue is bound and consuming, at start and after every reconnect. A consumer
+   * whose queue is not durable lost what was published meanwhile, and fills that gap from the log here.
+   */
+  readonly onSubscribed?: () => void;
+  /** Called when the consumer's subscription is lost (its channel or connection ended). */
+  readonly onUnsubscribed?: () => void;
 }
 
-export type BrokerState = 'up' | 'down' | 'connecting';
+/** `blocked`: connected, but the broker refuses publishes for now (a RabbitMQ memory or disk alarm); consuming goes on. */
+export type BrokerState = 'up' | 'blocked' | 'down' | 'connecting';
 
 export interface Broker {
   /** Publishes every event, in order, body as given; resolves only when the broker has confirmed all of them. */

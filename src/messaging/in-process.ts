@@ -214,6 +214,8 @@ export function createInProcessBroker(options: InProcessBrokerOptions = {}): Bro
         privateQueues.add(queue);
       }
       queue.consumers.push({ prefetch, handler, inFlight: 0 });
+      // Bound from here on, and never lost: the queue lives as long as the process.
+      consumerOptions.onSubscribed?.();
       scheduleDispatch(queue);
     },
 

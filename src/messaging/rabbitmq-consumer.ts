@@ -74,8 +74,11 @@ export async function startConsumer(
   const channel = await connection.createChannel();
   let alive = true;
   channel.on('error', (err: unknown) => logger.warn({ err, queue: options.queue }, 'RabbitMQ consumer channel error'));
+  let subscribed = false;
   channel.on('close', () => {
     alive = false;
+    if (subscribed) options.onUnsubscribed?.();
+    subscribed = false;
     context.onLost();
   });
   await channel.prefetch(options.prefetch);
@@ -94,6 +97,8 @@ export async function startConsumer(
   const onMessage = (message: ConsumeMessage | null): void => {
     if (message === null) {
       logger.warn({ queue }, 'RabbitMQ cancelled the consumer');
+      if (subscribed) options.onUnsubscribed?.();
+      subscribed = false;
       context.onLost();
       return;
     }
@@ -133,6 +138,10 @@ export async function startConsumer(
 
   // Stryker disable next-line ObjectLiteral: amqplib's noAck is false by default; it is spelled out for the reader
   await channel.consume(queue, onMessage, { noAck: false });
+  // Stryker disable next-line ConditionalExpression: a channel that closed during consume() already reported the loss
+  if (!alive) return;
+  subscribed = true;
+  options.onSubscribed?.();
 }
 
 // amqplib hands header strings back as Buffers when they were sent as long strings.

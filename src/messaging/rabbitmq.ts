@@ -71,6 +71,8 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
   let failedAttempts = 0;
   let retryTimer: NodeJS.Timeout | undefined;
   let connecting: Promise<void> | undefined;
+  // connection.blocked can arrive while the topology is still being set up, before the state is 'up'.
+  let blocked = false;
 
   function connectNow(): void {
     // Stryker disable next-line ArrowFunction: only close() reads `connecting`, and awaiting a settled connect is awaiting nothing
@@ -92,10 +94,20 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
     }
     if (closed) return closeQuietly(conn);
     connection = conn;
+    blocked = false;
     conn.on('error', (err: unknown) => logger.warn({ err, target }, 'RabbitMQ connection error'));
     conn.on('close', () => lose(conn, 'connection closed'));
-    conn.on('blocked', (reason: unknown) => logger.warn({ reason }, 'RabbitMQ is blocking publishes'));
-    conn.on('unblocked', () => logger.info({}, 'RabbitMQ accepts publishes again'));
+    // A memory or disk alarm: publishes would wait unconfirmed, so the relay waits for 'up' instead; consumers go on.
+    conn.on('blocked', (reason: unknown) => {
+      logger.warn({ reason }, 'RabbitMQ is blocking publishes');
+      if (connection === conn && state === 'up') setState('blocked');
+      blocked = true;
+    });
+    conn.on('unblocked', () => {
+      logger.info({}, 'RabbitMQ accepts publishes again');
+      blocked = false;
+      if (connection === conn && state === 'blocked') setState('up');
+    });
     try {
       publisher = await openPublisher(conn);
       for (const spec of consumers) await startOn(conn, spec);
@@ -106,7 +118,7 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
     }
     if (connection !== conn || closed) return;
     failedAttempts = 0;
-    setState('up');
+    setState(blocked ? 'blocked' : 'up');
     logger.info({ target, exchange }, 'connected to RabbitMQ');
   }
 
@@ -193,7 +205,7 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
       const spec: ConsumerSpec = { options: consumerOptions, handler };
       consumers.add(spec);
       const conn = connection;
-      if (!conn || state !== 'up') return; // started by the connect in progress or the next one
+      if (!conn || (state !== 'up' && state !== 'blocked')) return; // started by the connect in progress or the next one
       try {
         await startOn(conn, spec);
       } catch (err) {

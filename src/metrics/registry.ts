@@ -36,6 +36,12 @@ export class ServiceMetrics {
     registers: [this.registry],
   });
 
+  private readonly rewinds = new Counter({
+    name: 'event_log_rewinds_total',
+    help: 'Times the database turned out to lack events already shipped or broadcast (a failover that lost transactions)',
+    registers: [this.registry],
+  });
+
   constructor(info: ServiceInfo) {
     new Gauge({
       name: 'service_info',
@@ -51,6 +57,10 @@ export class ServiceMetrics {
 
   statusChanged(from: string, to: string): void {
     this.statusChanges.inc({ from, to });
+  }
+
+  eventLogRewound(): void {
+    this.rewinds.inc();
   }
 
   /** Hooks for the outbox relay: confirm latency and batches, failures by dependency. */

@@ -49,7 +49,7 @@ export function watchOutbox(registry: Registry, db: Database, relay: OutboxRelay
 }
 
 export function watchBroker(registry: Registry, broker: Broker): void {
-  const states = ['up', 'connecting', 'down'] as const;
+  const states = ['up', 'blocked', 'connecting', 'down'] as const;
   new Gauge({
     name: 'broker_state',
     help: "The broker connection's state: 1 for the current one",

@@ -60,6 +60,12 @@ export interface NotificationHub {
   broadcast(event: OrderEvent, body?: Buffer, logPosition?: string): BroadcastResult;
   /** Takes over an open socket: filters, keep-alive, backpressure and, with `after`, the replay. */
   connect(socket: WebSocket, options?: ConnectOptions): void;
+  /** Whether the event was broadcast recently (a redelivery of it would be dropped as a duplicate). */
+  knows(eventId: string): boolean;
+  /** Closes every client with `code`: they resume (or reload) on their own. */
+  closeAll(code: number, reason: string): void;
+  /** Forgets every event broadcast (the log they came from is gone) and closes every client with `code`. */
+  reset(code: number, reason: string): void;
   clientCount(): number;
   stats(): HubStats;
   /** Closes every client with 1001 and resolves when all are gone. */
@@ -76,10 +82,12 @@ export function createNotificationHub(options: NotificationHubOptions = {}): Not
     maxCatchUpBacklog: options.maxCatchUpBacklog ?? 10_000,
   };
   const log = options.logger ?? silentLogger;
-  const ledger = createEventLedger({
-    recentEventIds: options.recentEventIds ?? 50_000,
-    trackedOrders: options.trackedOrders ?? 100_000,
-  });
+  const newLedger = () =>
+    createEventLedger({
+      recentEventIds: options.recentEventIds ?? 50_000,
+      trackedOrders: options.trackedOrders ?? 100_000,
+    });
+  let ledger = newLedger();
   const clients = new Set<Client>();
   const coalescer = createWriteCoalescer();
   const counters: ClientCounters = { peakBufferedBytes: 0, slowConsumerDisconnects: 0, framesSent: 0 };
@@ -142,6 +150,17 @@ export function createNotificationHub(options: NotificationHubOptions = {}): Not
         resumes += 1;
         void catchUp(client, after, replayAfter, ledger, log);
       }
+    },
+
+    knows: (eventId) => ledger.knows(eventId),
+
+    closeAll(code, reason) {
+      for (const client of clients) client.closeWith(code, reason);
+    },
+
+    reset(code, reason) {
+      ledger = newLedger();
+      for (const client of clients) client.closeWith(code, reason);
     },
 
     clientCount: () => clients.size,

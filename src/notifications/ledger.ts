@@ -13,6 +13,8 @@ export interface LedgerLimits {
 export interface EventLedger {
   /** Records the event when it is new; otherwise says why it must be dropped. */
   admit(event: OrderEvent): Verdict;
+  /** True when this event id is among those remembered. */
+  knows(id: string): boolean;
   /** True when the hub has broadcast this event or one later in the same order. */
   hasPassed(orderId: number, sequence: number, id: string): boolean;
 }
@@ -47,6 +49,7 @@ export function createEventLedger(limits: LedgerLimits): EventLedger {
       rememberSequence(event.order_id, event.sequence);
       return 'new';
     },
+    knows: (id) => recentIds.has(id),
     hasPassed(orderId, sequence, id) {
       if (recentIds.has(id)) return true;
       const last = lastSequence.get(orderId);

@@ -20,15 +20,20 @@ export type NotificationQuery = Static<typeof NotificationQuery>;
 export interface NotificationRoutesOptions {
   hub: NotificationHub;
   replayAfter: ReplayAfter;
+  /** Resolves false when, within `ms`, the notifier's queue does not exist or its gap is not filled (at start, after a lost connection). */
+  whenReady?: (ms: number) => Promise<boolean>;
   /** Caps on open sockets; none when absent. */
   limits?: ConnectionLimits;
 }
+
+/** How long an upgrade waits for the notifier's queue before it is refused with 503 notifier_not_ready. */
+const READY_WAIT_MS = 2000;
 
 /**
  * `GET /ws/notifications`. Everything is checked before the upgrade (key, rate limit, handshake, query, caps), so a
  * refusal is an HTTP problem answer and no socket is opened; a plain GET is told to upgrade (426).
  */
-export async function notificationRoutes(app: FastifyInstance, { hub, replayAfter, limits }: NotificationRoutesOptions): Promise<void> {
+export async function notificationRoutes(app: FastifyInstance, { hub, replayAfter, limits, whenReady = async () => true }: NotificationRoutesOptions): Promise<void> {
   const admission = createAdmission(limits ?? { total: 0, perCaller: 0 });
   app.route<{ Querystring: NotificationQuery }>({
     method: 'GET',
@@ -39,7 +44,10 @@ export async function notificationRoutes(app: FastifyInstance, { hub, replayAfte
       if (request.ws) checkHandshake(request);
     },
     preHandler: async (request) => {
-      if (request.ws) admission.admit(request, callerOf(request));
+      if (!request.ws) return;
+      // A client let in before the queue exists would read its replay, then miss what was shipped until it did.
+      if (!(await whenReady(READY_WAIT_MS))) throw new ApiError('notifier_not_ready', 'The notifier is not subscribed to the event stream yet (starting, or its broker connection is back soon); retry shortly.');
+      admission.admit(request, callerOf(request));
     },
     handler: async (_request, reply) => {
       reply.header('upgrade', 'websocket').header('connection', 'Upgrade');

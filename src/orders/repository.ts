@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/client.js';
 import type { OrderStatus } from '../events/envelope.js';
-import { envelopeJson, orderJson } from './sql.js';
+import { envelopeJson, orderJson, isoTime } from './sql.js';
 
 /** The order as JSON text, rendered by the database: sent to clients as it is. */
 export type OrderJson = string & { readonly __brand: 'OrderJson' };
@@ -147,12 +147,13 @@ export async function listOrderJson(db: Queryable, f: OrderFilter): Promise<Orde
   return rows.map((r) => r.json);
 }
 
-export async function orderExists(db: Queryable, id: number): Promise<boolean> {
-  const rows = await db.query(
-    'SELECT 1 FROM orders WHERE id = $1',
+/** When the order was created, as its JSON writes it; undefined when there is no such order. */
+export async function orderCreatedAt(db: Queryable, id: number): Promise<string | undefined> {
+  const [row] = await db.query<{ created_at: string }>(
+    `SELECT ${isoTime('created_at')} AS created_at FROM orders WHERE id = $1`,
     [id],
     // Stryker disable next-line StringLiteral: the name only lets PostgreSQL keep the plan; unnamed, the statement answers the same
-    'order_exists',
+    'order_created_at',
   );
-  return rows.length > 0;
+  return row?.created_at;
 }

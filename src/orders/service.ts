@@ -2,7 +2,7 @@ import type { Database, Queryable } from '../db/client.js';
 import { ApiError, toProblem } from '../errors.js';
 import type { OrderStatus } from '../events/envelope.js';
 import { claimKey, fingerprint, holdsLease, rememberResponse, releaseKey } from './idempotency.js';
-import { findOrderJson, findOrderState, insertOrder, listOrderJson, orderExists, updateOrderStatus, type OrderJson, type VersionedOrder } from './repository.js';
+import { findOrderJson, findOrderState, insertOrder, listOrderJson, orderCreatedAt, updateOrderStatus, type OrderJson, type VersionedOrder } from './repository.js';
 import type { CreateOrderBody, ListOrdersQuery } from './schemas.js';
 import { changeStatus } from './status.js';
 
@@ -13,7 +13,8 @@ export interface OrderServiceDeps {
   /** Called after a commit that wrote an event, so the relay ships it without waiting for its sweep (and metrics count it). */
   eventsWritten: (change: OrderChange) => void;
   /** One order's events, oldest first, from the change log: a JSON array, money with two decimals. */
-  history: (orderId: number) => Promise<string>;
+  /** The order's events; `createdAt` names which order, should a failover have handed its id out twice. */
+  history: (orderId: number, createdAt: string) => Promise<string>;
 }
 
 /** What a committed event reported. */
@@ -139,8 +140,9 @@ export function createOrderService(deps: OrderServiceDeps) {
     },
 
     async orderHistory(id: number): Promise<string> {
-      if (!(await orderExists(db, id))) throw orderNotFound(id);
-      return deps.history(id);
+      const createdAt = await orderCreatedAt(db, id);
+      if (createdAt === undefined) throw orderNotFound(id);
+      return deps.history(id, createdAt);
     },
   };
 }

@@ -1,6 +1,8 @@
 /** SQL that renders an order row as the API's JSON, so every reader and every event shows one shape. */
 
-const iso = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+/** A timestamp column as the API writes it: ISO 8601 in UTC, to the millisecond. */
+export const isoTime = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+const iso = isoTime;
 
 /** row_to_json of a sub-select keeps the columns' order and writes compact JSON. */
 const object = (columns: string) => `row_to_json((SELECT r FROM (SELECT ${columns}) AS r))`;

@@ -1,11 +1,12 @@
 import type { Database, Session } from '../db/client.js';
 import type { Broker } from '../messaging/broker.js';
-import { formatPosition } from '../events/log-position.js';
+import { comparePositions, formatPosition } from '../events/log-position.js';
 import { readAfter, readCheckpoint, saveCheckpoint, type LogPosition } from './store.js';
 
 export interface RelayLogger {
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
 }
 
 export interface RelayOptions {
@@ -22,6 +23,8 @@ export interface RelayOptions {
   /** How long stop() waits for batches in flight to be confirmed; the rest go out again later (default 3 s). */
   stopGraceMs?: number;
   metrics?: RelayMetrics;
+  /** Told when the database's checkpoint is behind one this relay saved: it lost committed writes (a failover). */
+  onRewind?: () => void;
 }
 
 /** What the relay reports as it works, for the process's metrics. */
@@ -91,6 +94,9 @@ export function startOutboxRelay(options: RelayOptions): OutboxRelay {
 
   let session: Session | undefined;
   let checkpoint: LogPosition | undefined;
+  /** The furthest checkpoint this process saw committed, and the highest order id it shipped: what a rewind would lose. */
+  let committed: LogPosition | undefined;
+  let highestOrderId = 0;
   let stopped = false;
   let wanted = true;
   /** Ends the idle wait: new events, a sweep, the broker coming back, stop(). */
@@ -160,6 +166,7 @@ export function startOutboxRelay(options: RelayOptions): OutboxRelay {
       }
       await candidate.listen(WAKE_CHANNEL, wake);
       checkpoint = await readCheckpoint(candidate);
+      if (committed && comparePositions(checkpoint, committed) < 0) await rewound(candidate, checkpoint, committed);
     } catch (error) {
       candidate.release(error as Error);
       throw new DatabaseFailure(error);
@@ -168,6 +175,23 @@ export function startOutboxRelay(options: RelayOptions): OutboxRelay {
     void candidate.lost.then(() => dropSession(candidate));
     logger.info({ checkpoint }, 'outbox relay active');
     return candidate;
+  }
+
+  /**
+   * The database lost transactions it had committed (an asynchronous standby promoted without them). Their order ids
+   * would be handed out again; the sequence is moved past every id this relay shipped, so later orders get new ones.
+   */
+  async function rewound(active: Session, found: LogPosition, saved: LogPosition): Promise<void> {
+    logger.error(
+      { checkpoint: formatPosition(found), committed_checkpoint: formatPosition(saved), highest_order_id_shipped: highestOrderId },
+      'event log rewound: the database lost committed events this relay had shipped (a failover to a standby that lacked them)',
+    );
+    committed = found;
+    options.onRewind?.();
+    await active.query(
+      `SELECT setval(seq, greatest($1::bigint, coalesce(pg_sequence_last_value(seq), 1))) FROM (SELECT pg_get_serial_sequence('orders', 'id')::regclass AS seq) s`,
+      [highestOrderId],
+    );
   }
 
   function dropSession(lost: Session, error?: Error): void {
@@ -192,6 +216,7 @@ export function startOutboxRelay(options: RelayOptions): OutboxRelay {
           // Checked per batch: a broker that is away fails at once, nothing is read in vain.
           if (broker.state() !== 'up') throw new BrokerUnavailable(`RabbitMQ is ${broker.state()}`);
           cursor = batch.at(-1)!.at;
+          for (const b of batch) highestOrderId = Math.max(highestOrderId, b.orderId);
           const started = performance.now();
           const confirmed = broker.publish(
             batch.map((b) => ({ id: b.id, type: b.type, body: Buffer.from(b.json), logPosition: formatPosition(b.at), requestId: b.requestId })),
@@ -210,6 +235,7 @@ export function startOutboxRelay(options: RelayOptions): OutboxRelay {
         while (window[0]?.settled) head = window.shift()!;
         await onDatabase(saveCheckpoint(active, head.at));
         checkpoint = head.at;
+        committed = head.at;
       }
     } finally /* Stryker disable next-line BlockStatement: each entry's confirm already has a rejection handler (the .then above), so emptying this leaves none unhandled */ {
       // Whatever is still in flight is shipped again from the checkpoint next time.

@@ -146,3 +146,16 @@ export async function deleteShippedBefore(db: Queryable, retentionHours: number,
     if (rows.length < batch) return deleted;
   }
 }
+
+/** The last readable event: where a new reader of the live stream starts. */
+export async function logHead(db: Queryable): Promise<{ at: LogPosition; id: string } | undefined> {
+  const [row] = await db.query<{ xid: string; position: number; id: string }>(
+    `SELECT o.xid::text AS xid, o.position, o.event_id::text AS id FROM outbox o WHERE ${READABLE} ORDER BY o.xid DESC, o.position DESC LIMIT 1`,
+  );
+  return row ? { at: { xid: row.xid, position: Number(row.position) }, id: row.id } : undefined;
+}
+
+/** Whether the outbox still holds the event (kept for OUTBOX_RETENTION_HOURS after it was shipped). */
+export async function holdsEvent(db: Queryable, eventId: string): Promise<boolean> {
+  return (await db.query('SELECT 1 FROM outbox WHERE event_id = $1::uuid', [eventId])).length > 0;
+}

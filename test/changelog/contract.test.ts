@@ -13,7 +13,7 @@ import { logged, makeEvent } from '../helpers/events.js';
 let nextOrder = Math.floor(Math.random() * 1e9);
 
 const event = (orderId: number, sequence: number) => makeEvent({ orderId, sequence });
-const history = async (log: ChangeLog, orderId: number) => JSON.parse(await log.history(orderId)) as OrderEvent[];
+const history = async (log: ChangeLog, orderId: number, createdAt?: string) => JSON.parse(await log.history(orderId, createdAt)) as OrderEvent[];
 
 /** What every change log promises, whichever store is behind it. */
 function changeLogContract(name: string, open: () => Promise<{ log: ChangeLog; cleanup: () => Promise<void> }>, skip = false) {
@@ -61,6 +61,21 @@ function changeLogContract(name: string, open: () => Promise<{ log: ChangeLog; c
       await log.append(logged([event(a, 1)]));
       expect(await log.history(b)).toBe('[]');
       expect((await history(log, a)).map((e) => e.order_id)).toEqual([a]);
+    });
+
+    it('when a failover handed an order id out twice, then history with the order\'s created_at returns only that order\'s events', async () => {
+      const orderId = ++nextOrder;
+      // The lost order: created, then confirmed; the new one reuses the id, created a day later.
+      const lost = [event(orderId, 1), event(orderId, 2)].map((e) => ({ ...e, order: { ...e.order, created_at: '2026-11-25T12:00:01.000Z' } }));
+      const created = event(orderId, 1);
+      const reused = { ...created, order: { ...created.order, created_at: '2026-11-26T09:30:00.123Z' } };
+      await log.append(logged([...lost, reused]));
+
+      expect(await history(log, orderId, reused.order.created_at)).toEqual([reused]);
+      expect(await history(log, orderId, lost[0]!.order.created_at)).toEqual(lost);
+      expect(await history(log, orderId, '2026-11-27T00:00:00.000Z')).toEqual([]);
+      // Without it, every event filed under the id, as before.
+      expect((await history(log, orderId)).map((e) => e.id).sort()).toEqual([...lost, reused].map((e) => e.id).sort());
     });
 
     it('when many writers append overlapping batches at once, then each event is stored once', async () => {

@@ -62,13 +62,14 @@ export async function tap(broker: Broker, queuePrefix: string): Promise<OrderEve
 
 /** Records what the relay logs, fields included. */
 export function recordingLogger() {
-  const lines: { level: 'info' | 'warn'; obj: { err?: Error }; msg: string }[] = [];
+  const lines: { level: 'info' | 'warn' | 'error'; obj: { err?: Error }; msg: string }[] = [];
   return {
     lines,
     warnings: () => lines.filter((l) => l.level === 'warn'),
     count: (msg: string) => lines.filter((l) => l.msg === msg).length,
     info: (obj: object, msg: string) => void lines.push({ level: 'info', obj, msg }),
     warn: (obj: object, msg: string) => void lines.push({ level: 'warn', obj, msg }),
+    error: (obj: object, msg: string) => void lines.push({ level: 'error', obj, msg }),
   };
 }
 

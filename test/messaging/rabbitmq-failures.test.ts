@@ -366,7 +366,7 @@ describe.skipIf(!url)('RabbitMQ broker failures', () => {
 describe.skipIf(!url)('RabbitMQ flow control', () => {
   const rabbit = rabbitFixture(url);
 
-  it('when RabbitMQ blocks and then unblocks publishes, then both are logged with the reason', async () => {
+  it('when RabbitMQ blocks and then unblocks publishes, then both are logged with the reason, and the state says blocked meanwhile', async () => {
     const target = new URL(url);
     const injector = await startFrameInjector({ host: target.hostname, port: Number(target.port || 5672) });
     target.port = String(injector.port);
@@ -374,12 +374,19 @@ describe.skipIf(!url)('RabbitMQ flow control', () => {
     const { broker } = rabbit.newBroker({ url: target.toString(), logger, heartbeatSeconds: 600 });
     await waitFor(() => expect(broker.state()).toBe('up'));
 
+    const states: string[] = [];
+    broker.onStateChange((state) => states.push(state));
+
     injector.sendMethod(10, 60, shortString('low on memory')); // connection.blocked
     await waitFor(() => expect(logger.withMessage('RabbitMQ is blocking publishes')).toEqual([{ level: 'warn', obj: { reason: 'low on memory' }, msg: 'RabbitMQ is blocking publishes' }]));
+    // Blocked: /readyz says so, and the relay waits for 'up' instead of publishing into a connection that holds every confirm.
+    expect(broker.state()).toBe('blocked');
+    await expect(broker.publish([])).rejects.toThrow('RabbitMQ is blocked; events not published');
     injector.sendMethod(10, 61); // connection.unblocked
     await waitFor(() => expect(logger.withMessage('RabbitMQ accepts publishes again')).toEqual([{ level: 'info', obj: {}, msg: 'RabbitMQ accepts publishes again' }]));
 
     expect(broker.state()).toBe('up');
+    expect(states).toEqual(['blocked', 'up']);
     await broker.close();
     await injector.close();
   });

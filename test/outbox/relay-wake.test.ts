@@ -9,7 +9,7 @@ import { databaseKinds } from '../helpers/databases.js';
 import { makeEvent } from '../helpers/events.js';
 import { migratedDatabase, orderEvents, tap, useCleanups, writeOutboxEvents } from '../helpers/outbox.js';
 
-const silent = { info: () => undefined, warn: () => undefined };
+const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 for (const { kind, skip } of databaseKinds()) {
   describe.skipIf(skip)(`waking the outbox relay on ${kind}`, () => {
@@ -99,7 +99,7 @@ for (const { kind, skip } of databaseKinds()) {
           session: () => (sessions++, other.session()),
         };
         const warnings: string[] = [];
-        const standby = startOutboxRelay({ db: counted, broker, logger: { info: () => undefined, warn: (_obj, msg) => void warnings.push(msg) }, sweepMs: 50 });
+        const standby = startOutboxRelay({ db: counted, broker, logger: { info: () => undefined, warn: (_obj, msg) => void warnings.push(msg), error: (_obj, msg) => void warnings.push(msg) }, sweepMs: 50 });
         cleanup(() => standby.stop());
         await sleep(300);
         expect(standby.isActive()).toBe(false);
@@ -142,7 +142,7 @@ for (const { kind, skip } of databaseKinds()) {
           },
         };
         const warnings: string[] = [];
-        const standby = startOutboxRelay({ db: racing, broker, logger: { info: () => undefined, warn: (_obj, msg) => void warnings.push(msg) }, sweepMs: 50 });
+        const standby = startOutboxRelay({ db: racing, broker, logger: { info: () => undefined, warn: (_obj, msg) => void warnings.push(msg), error: (_obj, msg) => void warnings.push(msg) }, sweepMs: 50 });
         cleanup(() => standby.stop());
         await expect.poll(() => active?.isActive(), { timeout: 10_000 }).toBe(true);
         await sleep(500);
