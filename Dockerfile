@@ -2,7 +2,7 @@
 # The order service: one image for every role (api, notifier, changelog, all), run as an unprivileged user.
 
 # Build: all dependencies, the TypeScript and the console.
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -12,13 +12,14 @@ COPY web ./web
 COPY scripts/bundle.ts ./scripts/bundle.ts
 RUN npm run build
 
-# Production dependencies only, installed apart so the image carries no compiler or test tools.
-FROM node:20-bookworm-slim AS deps
+# Production dependencies only, installed apart so the image carries no compiler or test tools, nor the
+# Node.js binary package (node-linux-*) that a clone runs on: the image's own Node 24 runs the service.
+FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts
+RUN npm ci --omit=dev --omit=optional --no-audit --no-fund --ignore-scripts
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

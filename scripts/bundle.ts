@@ -20,7 +20,7 @@ export const BUNDLE_OPTIONS: BuildOptions = {
   bundle: true,
   platform: 'node',
   format: 'esm',
-  target: 'node20',
+  target: 'node22',
   // dist/server.js.map puts profiles (bench/profile.ts) and, with node --enable-source-maps, stack traces back in their own files.
   sourcemap: true,
   logLevel: 'warning',

@@ -2,7 +2,7 @@ import { defineConfig } from 'vite';
 
 // Built by `vite build web` (npm run build) into dist/console, which the service serves at /.
 export default defineConfig({
-  esbuild: { jsx: 'automatic', jsxImportSource: 'preact' },
+  oxc: { jsx: { runtime: 'automatic', importSource: 'preact' } },
   build: { outDir: '../dist/console', emptyOutDir: true, target: 'es2022', reportCompressedSize: false },
   // `npm run console:dev`: the page with hot reload, the API from a service on the default port.
   server: {

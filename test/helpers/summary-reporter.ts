@@ -1,30 +1,24 @@
-import type { RunnerTestFile, RunnerTask } from 'vitest';
-import type { Reporter } from 'vitest/reporters';
+import type { Reporter, TestModule, TestSuite } from 'vitest/node';
 
 /** Ends the run with one plain line, "tests: N passed, N failed, N skipped", that any CI can read. */
 export default class SummaryReporter implements Reporter {
-  onFinished(files: RunnerTestFile[] = []): void {
+  onTestRunEnd(modules: ReadonlyArray<TestModule>): void {
     const counts = { pass: 0, fail: 0, skip: 0 };
-    const visit = (task: RunnerTask) => {
-      if (task.type === 'suite') {
-        // A failed beforeAll leaves its tests skipped: then the suite itself is the failure.
-        if (task.result?.state === 'fail' && !hasFailedTest(task)) counts.fail++;
-        task.tasks.forEach(visit);
-        return;
+    const failedTests = (within: TestModule | TestSuite) => [...within.children.allTests('failed')].length;
+    for (const module of modules) {
+      for (const test of module.children.allTests()) {
+        const state = test.result().state;
+        if (state === 'passed') counts.pass++;
+        else if (state === 'failed') counts.fail++;
+        else counts.skip++;
       }
-      const state = task.result?.state;
-      if (state === 'pass') counts.pass++;
-      else if (state === 'fail') counts.fail++;
-      else counts.skip++;
-    };
-    for (const file of files) {
-      if (file.result?.state === 'fail' && !hasFailedTest(file) && !file.tasks.some((t) => t.result?.state === 'fail')) counts.fail++;
-      file.tasks.forEach(visit);
+      // A failed beforeAll leaves its tests skipped: then the suite itself is the failure.
+      const failedSuites = [...module.children.allSuites()].filter((suite) => suite.state() === 'failed' && failedTests(suite) === 0).length;
+      counts.fail += failedSuites;
+      // A file that failed with no failed test or suite in it (it did not load, or its own hook threw).
+      const failedChild = [...module.children].some((child) => (child.type === 'suite' ? child.state() === 'failed' : child.result().state === 'failed'));
+      if (module.state() === 'failed' && failedTests(module) === 0 && !failedChild) counts.fail++;
     }
     process.stdout.write(`\ntests: ${counts.pass} passed, ${counts.fail} failed, ${counts.skip} skipped\n`);
   }
-}
-
-function hasFailedTest(task: RunnerTask): boolean {
-  return task.type === 'suite' ? task.tasks.some(hasFailedTest) : task.result?.state === 'fail';
 }

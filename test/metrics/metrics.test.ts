@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { databaseKinds } from '../helpers/databases.js';
 import { createOrder } from '../helpers/factories.js';
@@ -61,6 +63,13 @@ for (const { kind, skip } of databaseKinds()) {
         client.close();
       }
       await expect.poll(async () => sampleOf(await metrics(), 'websocket_clients')).toBe(0);
+    });
+
+    it('when run through npm, then the service runs on Node.js 22 or newer (the node-linux-* package\'s Node 24 on Linux) and /metrics names that version', async () => {
+      expect(Number(process.versions.node.split('.')[0])).toBeGreaterThanOrEqual(22);
+      const binary = fileURLToPath(new URL(`../../node_modules/node-${process.platform}-${process.arch}/package.json`, import.meta.url));
+      if (existsSync(binary)) expect(process.version).toBe(`v${(JSON.parse(readFileSync(binary, 'utf8')) as { version: string }).version}`);
+      expect(sampleOf(await metrics(), 'nodejs_version_info', { version: process.version })).toBe(1);
     });
 
     it('when scraped, then the process metrics (CPU, memory, event-loop lag) are there, and the pool on PostgreSQL', async () => {
