@@ -1,6 +1,6 @@
 // @ts-check
 /**
- * Mutation testing (StrykerJS 10, Node 24 through npm). `npm run test:mutation` (scripts/mutation.ts) runs this
+ * Mutation testing (StrykerJS 9.6, Node 24 through npm). `npm run test:mutation` (scripts/mutation.ts) runs this
  * once per group of modules (scripts/mutation/groups.ts), naming the files to mutate, the tests to
  * run and the incremental file; `npx stryker run` alone mutates everything below against the whole
  * mutation test selection (vitest.mutation.config.mjs), which takes hours on two cores.
