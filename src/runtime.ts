@@ -140,7 +140,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
         logger,
         onRewind,
         log: {
-          after: async (at, limit) => (await readAfter(db, at, limit)).map(({ at: position, id, json, requestId }) => ({ at: position, id, json, requestId })),
+          after: (at, limit) => readAfter(db, at, limit),
           head: () => logHead(db),
           holds: (eventId) => holdsEvent(db, eventId),
         },
