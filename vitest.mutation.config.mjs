@@ -30,7 +30,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
-    globalSetup: ['test/global-setup.ts'],
+    globalSetup: ['test/global-setup.ts', 'test/helpers/embedded-image.ts'],
     setupFiles: ['test/helpers/openapi-check.ts'],
   },
 });

@@ -43,6 +43,8 @@ export interface ServiceOptions {
   newId?: () => string;
   /** The built console to serve at / (default: dist/console). */
   consoleRoot?: string;
+  /** What a new embedded database starts from (DatabaseOptions.image). */
+  embeddedImage?: Blob;
 }
 
 const MAINTENANCE_MS = 15 * 60_000;
@@ -66,6 +68,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     const db = await openDatabase({
       url: config.DATABASE_URL,
       dataDir: config.DATA_DIR,
+      image: options.embeddedImage,
       poolSize: config.DATABASE_POOL_SIZE,
       timeouts: {
         connectMs: config.DATABASE_CONNECT_TIMEOUT_MS,

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
@@ -35,6 +35,8 @@ export interface Database extends Queryable {
   close(): Promise<void>;
   /** PostgreSQL's connection pool right now, for metrics; absent on PGlite, which has one connection. */
   poolUse?(): PoolUse;
+  /** PGlite only: the data folder as one uncompressed tarball, which `DatabaseOptions.image` can start from. */
+  dump?(): Promise<Blob>;
 }
 
 export interface PoolUse {
@@ -64,6 +66,12 @@ export interface DatabaseOptions {
   /** PostgreSQL; when absent, PGlite keeps its files in `dataDir` (in memory when that is absent or ':memory:'). */
   url?: string;
   dataDir?: string;
+  /**
+   * PGlite only: a dumped data folder (PGlite's `dumpDataDir`) that a new embedded database starts from
+   * instead of being initialised, which is most of its start-up. The tests start each one from an image
+   * of a migrated database made once per run (test/helpers/embedded-image.ts).
+   */
+  image?: Blob;
   poolSize?: number;
   timeouts?: Partial<PostgresTimeouts>;
 }
@@ -76,11 +84,11 @@ const KEEPALIVE_INITIAL_DELAY_MS = 5000;
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   return options.url
     ? openPostgres(options.url, options.poolSize ?? 20, { ...POSTGRES_TIMEOUTS, ...options.timeouts })
-    : openPglite(options.dataDir);
+    : openPglite(options.dataDir, options.image);
 }
 
 // Each driver loads only when used, so the embedded default starts without pg and vice versa.
-async function openPglite(dataDir: string | undefined): Promise<Database> {
+async function openPglite(dataDir: string | undefined, image: Blob | undefined): Promise<Database> {
   // V8's optimising wasm compiler spends ~0.5 s of a 2-core machine's start-up on PostgreSQL's
   // wasm; the baseline compiler alone starts far sooner and serves orders as fast (bench/README.md).
   setFlagsFromString('--liftoff-only');
@@ -90,7 +98,9 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
     dir = path.resolve(dataDir, 'pglite');
     mkdirSync(dir, { recursive: true });
   }
-  const client = await PGlite.create(dir);
+  const isNew = dir === undefined || !existsSync(path.join(dir, 'PG_VERSION'));
+  // One options object: PGlite.create reads its second argument only when the first is a folder.
+  const client = await PGlite.create({ ...(dir ? { dataDir: dir } : {}), ...(image && isNew ? { loadDataDir: image } : {}) });
   const run: Queryable['query'] = async <T>(text: string, params: readonly unknown[] = []) =>
     (await client.query<T>(text, params as unknown[])).rows;
   return {
@@ -105,6 +115,7 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
       await client.query('SELECT 1');
     },
     close: () => client.close(),
+    dump: async () => client.dumpDataDir('none'),
   };
 }
 

@@ -7,6 +7,7 @@ import type { Broker } from '../../src/messaging/broker.js';
 import { createRabbitMqBroker } from '../../src/messaging/rabbitmq.js';
 import { LOG_START, readAfter } from '../../src/outbox/store.js';
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from './databases.js';
+import { embeddedImage } from './embedded-image.js';
 import { makeEvent } from './events.js';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 
@@ -26,7 +27,7 @@ export function useCleanups(): Cleanup {
 export async function migratedDatabase(kind: DatabaseKind, cleanup: Cleanup): Promise<{ db: Database; test: TestDatabase }> {
   const test = await createTestDatabase(kind);
   cleanup(() => test.drop());
-  const db = await openDatabase({ url: test.url });
+  const db = await openDatabase(test.url ? { url: test.url } : { image: embeddedImage() });
   cleanup(() => db.close());
   await migrate(db);
   return { db, test };

@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { loadConfig } from '../../src/config.js';
 import { seedDemoCatalog } from '../../src/products/repository.js';
 import { startService, type Service } from '../../src/runtime.js';
+import { embeddedImage } from './embedded-image.js';
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from './databases.js';
 import { checkAnswersAgainstOpenApi } from './openapi-validation.js';
 
@@ -39,6 +40,7 @@ export async function startTestService(options: TestServiceOptions): Promise<Tes
   const service = await startService(config, {
     logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
     ...(options.consoleRoot ? { consoleRoot: options.consoleRoot } : {}),
+    ...(database.url ? {} : { embeddedImage: embeddedImage() }),
   });
   checkAnswersAgainstOpenApi(service.app);
   // PGlite seeds itself; a real database gets the demo catalog as an operator would load it.
