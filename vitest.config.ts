@@ -6,7 +6,10 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
-    globalSetup: ['test/global-setup.ts', 'test/helpers/openapi-coverage.ts', 'test/helpers/embedded-image.ts'],
+    // Most files wait (on timers, faults held for seconds, child processes), so four at a time keep two
+    // cores busy; `npx vitest run --maxWorkers=1` runs them one by one.
+    maxWorkers: 4,
+    globalSetup: ['test/global-setup.ts', 'test/helpers/openapi-coverage.ts', 'test/helpers/embedded-image.ts', 'test/helpers/server-build.ts'],
     // Every answer a test service sends is checked against its /openapi.json (test/helpers/openapi-validation.ts).
     setupFiles: ['test/helpers/openapi-check.ts'],
     reporters: ['default', './test/helpers/summary-reporter.ts'],

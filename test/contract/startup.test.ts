@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { loadConfig, SETTINGS } from '../../src/config.js';
-import { runServer } from '../helpers/process.js';
+import { runServer, serverCommand } from '../helpers/process.js';
 
 const dataDir = () => join(tmpdir(), `order-startup-${process.pid}-${Math.random().toString(36).slice(2)}`);
 
@@ -85,13 +85,14 @@ describe('logs', () => {
     });
 
   it('when stdout is a terminal, then lines are pretty (pino-pretty); when it is not, every line is JSON', async () => {
-    const piped = await startAndStop(process.execPath, ['--import', 'tsx', 'src/server.ts']);
+    const [node, args] = serverCommand();
+    const piped = await startAndStop(node, args);
     const lines = piped.split('\n').filter(Boolean);
     expect(lines.length).toBeGreaterThan(0);
     for (const line of lines) expect(() => JSON.parse(line), line).not.toThrow();
     // script(1) runs the service on a pseudo-terminal; without it only the JSON half can be checked.
     if (!hasScript) return;
-    const terminal = await startAndStop('script', ['-qec', `${process.execPath} --import tsx src/server.ts`, '/dev/null']);
+    const terminal = await startAndStop('script', ['-qec', [node, ...args].join(' '), '/dev/null']);
     expect(terminal).toMatch(/INFO.*order service listening on http:\/\/127\.0\.0\.1:\d+/);
     expect(terminal).not.toMatch(/^\{"level"/m);
   });

@@ -1,7 +1,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { inject } from 'vitest';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
+
+/**
+ * The command that runs the service as `npm start` does: node on the bundle of src/server.ts made once per
+ * run (test/helpers/server-build.ts), with stack traces mapped back to src/.
+ */
+export function serverCommand(): [string, string[]] {
+  return [process.execPath, ['--enable-source-maps', inject('serverBuild')]];
+}
 
 export interface ServiceProcess {
   readonly url: string;
@@ -19,10 +28,11 @@ export interface SpawnOptions {
   startTimeoutMs?: number;
 }
 
-/** Runs `src/server.ts` as its own process, as `npm start` would, and waits until it listens. */
+/** Runs the service as its own process, as `npm start` would, and waits until it listens. */
 export async function spawnService(env: Record<string, string>, args: string[] = [], options: SpawnOptions = {}): Promise<ServiceProcess> {
   const startTimeoutMs = options.startTimeoutMs ?? 30_000;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts', ...args], {
+  const [command, serverArgs] = serverCommand();
+  const child = spawn(command, [...serverArgs, ...args], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -74,7 +84,8 @@ export async function spawnService(env: Record<string, string>, args: string[] =
 /** Runs the server entry point to completion, for start-up failures. */
 export function runServer(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { cwd: root, env: { PATH: process.env.PATH ?? '', ...env } });
+    const [command, args] = serverCommand();
+    const child = spawn(command, args, { cwd: root, env: { PATH: process.env.PATH ?? '', ...env } });
     let output = '';
     child.stdout.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr.on('data', (c: Buffer) => (output += c.toString()));

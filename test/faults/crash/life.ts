@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { spawnService, type ServiceProcess } from '../../helpers/process.js';
+import { serverCommand, spawnService, type ServiceProcess } from '../../helpers/process.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 
@@ -54,7 +54,8 @@ export class ServiceLife {
 
   /** Starts a process and SIGKILLs it after `delayMs`, in the middle of its start-up (or just after it). */
   async killDuringStart(delayMs: number): Promise<'before listening' | 'after listening'> {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    const [command, args] = serverCommand();
+    const child = spawn(command, args, {
       cwd: root,
       env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,31 @@
+import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import type { TestProject } from 'vitest/node';
+import { BUNDLE_OPTIONS } from '../../scripts/bundle.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+/** One folder below the root, as src/ and dist/ are, so the paths in src/paths.ts resolve the same from it. */
+const folder = path.join(root, '.test-build');
+
+/**
+ * vitest globalSetup: bundles src/server.ts once per run, as `npm run build` bundles it into dist/server.js
+ * (scripts/bundle.ts), for the tests that run the service as its own process (test/helpers/process.ts).
+ * A process then starts in about 0.5 s and 0.7 s of CPU instead of 1.3 s and 1.8 s through tsx, which
+ * compiles every module again in each process; there are about a hundred such starts a run.
+ */
+export default async function setup(project: TestProject): Promise<void> {
+  rmSync(folder, { recursive: true, force: true });
+  mkdirSync(path.join(folder, 'db'), { recursive: true });
+  symlinkSync(path.join(root, 'src', 'db', 'migrations'), path.join(folder, 'db', 'migrations'));
+  const server = path.join(folder, 'server.js');
+  await build({ ...BUNDLE_OPTIONS, absWorkingDir: root, outfile: server });
+  project.provide('serverBuild', server);
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    serverBuild: string;
+  }
+}
