@@ -2,7 +2,9 @@
  * `npm run test:mutation`: Stryker over the modules that guard money, data and access, one group at a
  * time, each with the tests that exercise it, then a score per file; exits 1 when a file is below the
  * threshold. Incremental: each group starts from its committed result (scripts/mutation/<group>.json)
- * and tests again only the mutants whose code or covering tests changed since.
+ * and tests again only the mutants whose code or covering tests changed since. A group whose files to
+ * mutate and test files are all as its committed result recorded them (the same files, the same source)
+ * is not run at all: Stryker would reuse every result, after a dry run of the group's tests.
  *
  *   npm run test:mutation                          every group, incrementally
  *   npm run test:mutation -- --group=orders,http   some groups
@@ -14,7 +16,7 @@
  * Reports: reports/mutation/<group>.html and .json (Stryker's own), and the table printed at the end.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, globSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GROUPS, THRESHOLD, type Group } from './mutation/groups.js';
@@ -26,8 +28,9 @@ const REPORTS = path.join(ROOT, 'reports', 'mutation');
 interface Mutant {
   status: 'Killed' | 'Survived' | 'NoCoverage' | 'Timeout' | 'CompileError' | 'RuntimeError' | 'Ignored' | 'Pending';
 }
-interface Report {
-  files: Record<string, { mutants: Mutant[] }>;
+export interface Report {
+  files: Record<string, { mutants: Mutant[]; source?: string }>;
+  testFiles?: Record<string, { source?: string }>;
 }
 
 export interface FileScore {
@@ -82,6 +85,24 @@ export function resultKind(scores: readonly FileScore[]): 'committed' | 'pending
   return scores.every((s) => !(s.score < THRESHOLD)) ? 'committed' : 'pending';
 }
 
+/** Source by path (relative to the root) of every file the globs match. */
+export function sourcesOf(globs: readonly string[], read: (file: string) => string = (f) => readFileSync(path.join(ROOT, f), 'utf8')): Map<string, string> {
+  const files = [...new Set(globs.flatMap((glob) => globSync(glob, { cwd: ROOT })))].sort();
+  return new Map(files.map((file) => [file, read(file)]));
+}
+
+/**
+ * What differs between a committed result and the code now: files to mutate and test files added,
+ * removed or edited since. Empty when the result still describes the code.
+ */
+export function changedSince(report: Report, mutated: ReadonlyMap<string, string>, tests: ReadonlyMap<string, string>): string[] {
+  const diff = (recorded: Record<string, { source?: string }>, now: ReadonlyMap<string, string>) => [
+    ...[...now.keys()].filter((file) => recorded[file]?.source !== now.get(file)),
+    ...Object.keys(recorded).filter((file) => !now.has(file)),
+  ];
+  return [...diff(report.files, mutated), ...diff(report.testFiles ?? {}, tests)];
+}
+
 const resultPath = (group: Group, kind: 'committed' | 'pending') =>
   kind === 'committed' ? path.join(BASELINES, `${group.name}.json`) : path.join(BASELINES, 'pending', `${group.name}.json`);
 
@@ -91,7 +112,16 @@ function runGroup(group: Group, full: boolean): Report {
   const baseline = [resultPath(group, 'committed'), resultPath(group, 'pending')].find((p) => existsSync(p));
   mkdirSync(REPORTS, { recursive: true });
   rmSync(incremental, { force: true });
-  if (!full && baseline) copyFileSync(baseline, incremental);
+  if (!full && baseline) {
+    copyFileSync(baseline, incremental);
+    const recorded = JSON.parse(readFileSync(baseline, 'utf8')) as Report;
+    const changed = changedSince(recorded, sourcesOf(group.mutate), sourcesOf(group.tests));
+    if (changed.length === 0) {
+      console.log(`mutation group ${group.name}: its files and tests are as ${path.relative(ROOT, baseline)} recorded them; its result stands (Stryker not run)`);
+      return recorded;
+    }
+    console.log(`mutation group ${group.name}: changed since ${path.relative(ROOT, baseline)}: ${changed.join(', ')}`);
+  }
   const started = performance.now();
   const run = spawnSync(
     'npx',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planRun, renderScores, resultKind, scoreOf } from '../../scripts/mutation.js';
+import { changedSince, planRun, renderScores, resultKind, scoreOf, sourcesOf } from '../../scripts/mutation.js';
 import { GROUPS } from '../../scripts/mutation/groups.js';
 
 const mutants = (counts: Record<string, number>) =>
@@ -68,5 +68,39 @@ describe('which groups a run mutates', () => {
 
   it('when --full and --update-baseline are given, then the plan says so', () => {
     expect(planRun(['--full', '--update-baseline'], hasResult)).toMatchObject({ full: true, updateBaseline: true, skipped: [] });
+  });
+});
+
+describe('whether a committed result still describes the code', () => {
+  const report = {
+    files: { 'src/a.ts': { mutants: [], source: 'a' }, 'src/b.ts': { mutants: [], source: 'b' } },
+    testFiles: { 'test/a.test.ts': { source: 'ta' } },
+  };
+  const now = (entries: Record<string, string>) => new Map(Object.entries(entries));
+
+  it('when every file to mutate and every test file has the source the result recorded, then nothing changed and the group is not run', () => {
+    expect(changedSince(report, now({ 'src/a.ts': 'a', 'src/b.ts': 'b' }), now({ 'test/a.test.ts': 'ta' }))).toEqual([]);
+  });
+
+  it('when a file to mutate or a test was edited, added or removed, then each is named', () => {
+    expect(changedSince(report, now({ 'src/a.ts': 'a2', 'src/b.ts': 'b' }), now({ 'test/a.test.ts': 'ta' }))).toEqual(['src/a.ts']);
+    expect(changedSince(report, now({ 'src/a.ts': 'a', 'src/b.ts': 'b', 'src/c.ts': 'c' }), now({ 'test/a.test.ts': 'ta' }))).toEqual(['src/c.ts']);
+    expect(changedSince(report, now({ 'src/a.ts': 'a' }), now({ 'test/a.test.ts': 'ta' }))).toEqual(['src/b.ts']);
+    expect(changedSince(report, now({ 'src/a.ts': 'a', 'src/b.ts': 'b' }), now({ 'test/a.test.ts': 'ta!' }))).toEqual(['test/a.test.ts']);
+    expect(changedSince(report, now({ 'src/a.ts': 'a', 'src/b.ts': 'b' }), now({}))).toEqual(['test/a.test.ts']);
+  });
+
+  it('when a result recorded no test files (an older report), then any test file counts as changed', () => {
+    expect(changedSince({ files: report.files }, now({ 'src/a.ts': 'a', 'src/b.ts': 'b' }), now({ 'test/a.test.ts': 'ta' }))).toEqual(['test/a.test.ts']);
+  });
+
+  it('when the globs of every group are read, then they name the files its committed result recorded, so CI compares like with like', () => {
+    for (const group of GROUPS) {
+      const files = [...sourcesOf(group.mutate, () => '').keys()];
+      const tests = [...sourcesOf(group.tests, () => '').keys()];
+      expect(files.length, group.name).toBeGreaterThan(0);
+      expect(tests.length, group.name).toBeGreaterThan(0);
+      expect(files.every((f) => f.startsWith('src/')) && tests.every((f) => f.startsWith('test/') && f.endsWith('.test.ts')), group.name).toBe(true);
+    }
   });
 });
