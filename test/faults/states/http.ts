@@ -26,7 +26,10 @@ export async function send(url: string, init: RequestInit = {}): Promise<Answer>
       body,
     };
   } catch (error) {
-    return { status: -1, code: (error as Error).name, retryAfter: null, contentType: '', ms: performance.now() - startedAt, body: {} };
+    // fetch's TypeError says only "fetch failed": its cause says what the socket saw (ECONNRESET, ECONNREFUSED, ...).
+    const cause = (error as Error).cause as { code?: string; message?: string } | undefined;
+    const code = [(error as Error).name, cause?.code ?? cause?.message].filter(Boolean).join(' ');
+    return { status: -1, code, retryAfter: null, contentType: '', ms: performance.now() - startedAt, body: {} };
   }
 }
 
