@@ -40,7 +40,8 @@ export default {
   // their own time plus 10 s, and counts as detected.
   timeoutMS: 10_000,
   tempDirName: '.stryker-tmp',
-  // Other runs' sandboxes (scripts/mutation.ts and people run groups side by side) are not copied into this one.
-  ignorePatterns: ['/.stryker-tmp*'],
+  // Other runs' sandboxes (scripts/mutation.ts and people run groups side by side) are not copied into this one,
+  // nor the bundle the tests that start processes make (test/helpers/server-build.ts), which Stryker does not run.
+  ignorePatterns: ['/.stryker-tmp*', '/.test-build'],
   cleanTempDir: 'always',
 };

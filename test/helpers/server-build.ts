@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -17,8 +17,8 @@ const folder = path.join(root, '.test-build');
  */
 export default async function setup(project: TestProject): Promise<void> {
   rmSync(folder, { recursive: true, force: true });
-  mkdirSync(path.join(folder, 'db'), { recursive: true });
-  symlinkSync(path.join(root, 'src', 'db', 'migrations'), path.join(folder, 'db', 'migrations'));
+  // Copied, not linked: tools that copy the project (Stryker's sandboxes) refuse a link to a folder.
+  cpSync(path.join(root, 'src', 'db', 'migrations'), path.join(folder, 'db', 'migrations'), { recursive: true });
   const server = path.join(folder, 'server.js');
   await build({ ...BUNDLE_OPTIONS, absWorkingDir: root, outfile: server });
   project.provide('serverBuild', server);
