@@ -1,6 +1,6 @@
 import { httpRequest } from './process.js';
 
-/** The depths the bench follows during a run, by their Prometheus names (README: Metrics). */
+/** The depths the bench follows during a run, by their Prometheus names (docs/operations.md#metrics). */
 const QUEUES = {
   outboxBacklogEvents: 'outbox_backlog_events',
   oldestUnsentSeconds: 'outbox_oldest_unsent_age_seconds',

@@ -142,7 +142,7 @@ describe.skipIf(skipBrowser)('the console in headless Chromium', () => {
     await expect.poll(async () => Number(/\d+/.exec((await health.getByTestId('health-clients').textContent()) ?? '')?.[0]), { timeout: 15_000 }).toBeGreaterThanOrEqual(1);
   });
 
-  it('when orders move through every status, then the console shows them with the pipeline beside them (the README screenshot)', async () => {
+  it('when orders move through every status, then the console shows them with the pipeline beside them (the screenshot in docs/operations.md)', async () => {
     const clients = [['Alan Turing', 'Shipped'], ['Katherine Johnson', 'Cancelled'], ['Edsger Dijkstra', 'Confirmed'], ['Barbara Liskov', 'Pending']] as const;
     for (const [name, status] of clients) {
       const email = `${name.split(' ')[0]!.toLowerCase()}@example.com`;

@@ -46,10 +46,10 @@ describe('errors from the HTTP layer, before any route runs', () => {
   });
 });
 
-describe('the README error table', () => {
-  it('when the service can answer a code, then the README lists it with its status', () => {
-    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-    const table = readme.slice(readme.indexOf('### Errors'), readme.indexOf('### Health'));
+describe('the error table of docs/api.md', () => {
+  it('when the service can answer a code, then docs/api.md lists it with its status', () => {
+    const page = readFileSync(new URL('../../docs/api.md', import.meta.url), 'utf8');
+    const table = page.slice(page.indexOf('## Errors'), page.indexOf('## Health'));
     const rows = new Map(
       [...table.matchAll(/^\| (\d{3}) \| (.+) \|$/gm)].flatMap(([, status, codes]) => [...codes!.matchAll(/`(\w+)`/g)].map(([, code]) => [code!, Number(status)])),
     );

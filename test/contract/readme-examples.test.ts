@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
 import { requestViolations } from '../helpers/openapi-validation.js';
-import { startTestService, type TestService } from '../helpers/service.js';
+import { startTestService } from '../helpers/service.js';
 
 interface Example {
   line: number;
@@ -11,10 +11,10 @@ interface Example {
   body: string | undefined;
 }
 
-/** Every curl command in the README's shell blocks, as a request (continuation lines joined, pipes and comments dropped). */
-function curlExamples(readme: string): Example[] {
+/** Every curl command in a page's shell blocks, as a request (continuation lines joined, pipes and comments dropped). */
+function curlExamples(page: string): Example[] {
   const examples: Example[] = [];
-  const lines = readme.split('\n');
+  const lines = page.split('\n');
   for (let i = 0; i < lines.length; i++) {
     if (!lines[i]!.startsWith('curl ')) continue;
     const first = i + 1;
@@ -37,21 +37,30 @@ function curlExamples(readme: string): Example[] {
   return examples;
 }
 
-describe('the README\'s curl examples', () => {
-  let service: TestService;
-  beforeAll(async () => {
-    service = await startTestService({ database: 'pglite' });
-    await service.app.ready();
-  });
-  afterAll(() => service?.close());
+const root = new URL('../../', import.meta.url);
+/** The front page, and the docs pages that show the API (api.md and whichever else gives a curl line). */
+const pages = ['README.md', ...readdirSync(new URL('docs/', root)).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)]
+  .map((path) => ({ path, examples: curlExamples(readFileSync(new URL(path, root), 'utf8')) }))
+  .filter(({ examples }) => examples.length > 0);
 
-  it('when they are run in order against a fresh service, then each is a request /openapi.json allows, each succeeds, and every answer matches the document', async () => {
-    const examples = curlExamples(readFileSync(new URL('../../README.md', import.meta.url), 'utf8'));
-    expect(examples.length).toBeGreaterThanOrEqual(10);
-    for (const example of examples) {
-      expect(requestViolations(service.app, example), `README line ${example.line}`).toEqual([]);
-      const response = await service.app.inject({ method: example.method as 'GET', url: example.url, headers: example.headers, ...(example.body === undefined ? {} : { payload: example.body }) });
-      expect(response.statusCode, `README line ${example.line}: ${example.method} ${example.url}: ${response.body}`).toBeLessThan(400);
+describe('the curl examples of the README and docs/', () => {
+  it('when they are counted, then the README and docs/api.md show at least 10 between them', () => {
+    const shown = pages.filter(({ path }) => path === 'README.md' || path === 'docs/api.md');
+    expect(shown.map(({ path }) => path)).toEqual(['README.md', 'docs/api.md']);
+    expect(shown.reduce((sum, { examples }) => sum + examples.length, 0)).toBeGreaterThanOrEqual(10);
+  });
+
+  it.each(pages)('when the examples of $path are run in order against a fresh service, then each is a request /openapi.json allows, each succeeds, and every answer matches the document', async ({ path, examples }) => {
+    const service = await startTestService({ database: 'pglite' });
+    try {
+      await service.app.ready();
+      for (const example of examples) {
+        expect(requestViolations(service.app, example), `${path} line ${example.line}`).toEqual([]);
+        const response = await service.app.inject({ method: example.method as 'GET', url: example.url, headers: example.headers, ...(example.body === undefined ? {} : { payload: example.body }) });
+        expect(response.statusCode, `${path} line ${example.line}: ${example.method} ${example.url}: ${response.body}`).toBeLessThan(400);
+      }
+    } finally {
+      await service.close();
     }
   });
 });

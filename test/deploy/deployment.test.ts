@@ -76,7 +76,7 @@ describe('the deployment files', () => {
     expect(new Set(ours.map(([, s]) => s.environment?.RABBITMQ_CHANGELOG_QUEUE_TYPE ?? 'classic')).size).toBe(1);
   });
 
-  it('when the Dockerfile is read, then it builds in stages, runs as a user other than root, checks /readyz, and starts with the command the README gives', () => {
+  it('when the Dockerfile is read, then it builds in stages, runs as a user other than root, checks /readyz, and starts with the command docs/operations.md gives', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
     const user = last('USER');
     expect(user).toBeDefined();
@@ -90,8 +90,8 @@ describe('the deployment files', () => {
     expect(existsSync(`${root}/src/server.ts`)).toBe(true);
     expect((JSON.parse(read('tsconfig.build.json')) as { compilerOptions: { outDir: string; rootDir: string } }).compilerOptions).toMatchObject({ rootDir: 'src', outDir: 'dist' });
     expect((JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts.start).toMatch(/&& node dist\/server\.js$/);
-    const readme = read('README.md');
-    for (const [, s] of ours) expect(readme).toContain(`${command} ${s.command![0]}`);
+    const operations = read('docs/operations.md');
+    for (const [, s] of ours) expect(operations).toContain(`${command} ${s.command![0]}`);
   });
 
   it('when the image is built, then everything it copies from the project exists and is not excluded by .dockerignore', () => {

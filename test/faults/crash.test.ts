@@ -147,7 +147,7 @@ describe('the service killed with SIGKILL at random moments', () => {
           expect(stock + reserved, 'stock left plus stock held by live orders').toBe(STOCK);
           expect(events.problems, 'WebSocket clients').toEqual([]);
           expect(events.missed, 'events a client lacked at the end').toBe(0);
-          // The README promises each event once to a resumed client: nothing at or before the id it named comes again.
+          // docs/events.md promises each event once to a resumed client: nothing at or before the id it named comes again.
           expect(events.duplicates, 'events a client got twice').toBe(0);
         } catch (error) {
           if (error instanceof Error) error.message = `${error.message}\n(replay with CRASH_SEED=${baseSeed})\n${life.tail()}`;

@@ -26,7 +26,7 @@ export interface Segment {
 }
 
 /**
- * A WebSocket client that follows the README: it remembers the last event id it received and,
+ * A WebSocket client that follows docs/events.md: it remembers the last event id it received and,
  * whenever its socket drops (a kill, a cut, 4010, or its own choice), reconnects with `?after=` that id.
  * While the notifier answers `503 notifier_not_ready` it waits Retry-After and tries again. Closed
  * with 4011 (or 4404) it reloads: reconnects without `after`, and from there on is held only to
@@ -40,7 +40,7 @@ export class TopologyClient {
   notReadyWithoutRetryAfter = 0;
   /** Sockets that ended other than by the client (1006, 1001, 1011 ...): each needed a resume. */
   drops = 0;
-  /** Answers and close codes the README does not allow here. */
+  /** Answers and close codes docs/events.md does not allow here. */
   readonly problems: string[] = [];
   /** Every connection: where its events start in `received`, what it resumed after, how it ended. */
   readonly connections: { firstIndex: number; after: string | undefined; closedWith?: number }[] = [];

@@ -18,7 +18,7 @@ export interface Live {
   stop(): void;
 }
 
-/** The server's close code for an `after` it does not keep (DESIGN: resume, or start afresh). */
+/** The server's close code for an `after` it does not keep (docs/events.md: resume, or start afresh). */
 const UNKNOWN_EVENT = 4404;
 const MAX_DELAY_MS = 10_000;
 

@@ -1,4 +1,4 @@
-/** The API's shapes, as DESIGN.md fixes them. */
+/** The API's shapes, as docs/api.md and docs/events.md give them. */
 export const STATUSES = ['Pending', 'Confirmed', 'Shipped', 'Delivered', 'Cancelled'] as const;
 export type Status = (typeof STATUSES)[number];
 

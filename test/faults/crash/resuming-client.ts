@@ -14,7 +14,7 @@ export interface ClientOptions {
 }
 
 /**
- * A WebSocket client that keeps up with every event the way the README says to: it remembers the
+ * A WebSocket client that keeps up with every event the way docs/events.md says to: it remembers the
  * last event id it received and, whenever its connection ends (a kill, or its own choice at a
  * random moment), reconnects with `?after=` that id.
  */

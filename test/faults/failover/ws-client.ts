@@ -13,7 +13,7 @@ export interface Received {
 const RELOAD_CODES = new Set([4011, 4404]);
 
 /**
- * A WebSocket client on /ws/notifications that keeps up as the README says: whenever its socket drops
+ * A WebSocket client on /ws/notifications that keeps up as docs/events.md says: whenever its socket drops
  * it reconnects with `?after=<the last event id it received>`; told to reload (4011), it reconnects
  * without `after` and counts a new epoch. With `leaveEveryMs` it also drops its own socket now and then.
  */

@@ -47,7 +47,7 @@ export const brokerCheck = (answer: Answer) => checks(answer).broker;
 /** `status code (Retry-After)` for answers that are not what a test expects, so a failure names them. */
 export const describeAnswer = (a: Answer) => `${a.status} ${a.code ?? ''} (Retry-After ${a.retryAfter ?? 'none'}, ${Math.round(a.ms)} ms)`;
 
-/** A 503 as the README promises it: problem+json, the given code, a Retry-After of whole seconds. */
+/** A 503 as docs/api.md promises it: problem+json, the given code, a Retry-After of whole seconds. */
 export function isUnavailable(answer: Answer, code: string): boolean {
   return (
     answer.status === 503 &&
