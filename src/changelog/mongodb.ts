@@ -124,13 +124,12 @@ export function changeLogOn(store: ChangeStore, readTimeoutMs = DEFAULT_TIMEOUT_
  * How many events a failed bulk write stored, when it failed only because two writers upserted
  * one new id at once (the loser's duplicate is the same event); undefined for any other failure.
  * A dropped connection is a MongoBulkWriteError too, with no write errors and a result that
- * accounts for nothing: it must not pass for "only duplicates".
+ * accounts for nothing: it must not pass for "only duplicates" (an empty list passes `every`, and the
+ * count refuses it).
  */
 export function writtenDespiteDuplicates(error: unknown, batchSize: number): number | undefined {
   if (!(error instanceof MongoBulkWriteError)) return undefined;
   const failures = [error.writeErrors].flat();
-  // Stryker disable next-line ConditionalExpression: an error with no write errors is refused below too (a write-concern error, or a result that accounts for less than the batch, as a dropped connection leaves it); this says it first and plainly
-  if (failures.length === 0) return undefined;
   if (!failures.every((e) => e.code === DUPLICATE_KEY)) return undefined;
   if (error.result.getWriteConcernError()) return undefined;
   const { upsertedCount, matchedCount } = error.result;
@@ -156,6 +155,5 @@ function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
   const deadline = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => reject(new DeadlineError(`MongoDB did not answer within ${ms} ms`)), ms);
   });
-  // Stryker disable next-line ArrowFunction: once the race is settled, the deadline's late rejection is ignored; the timer only lives up to `ms` longer
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }

@@ -90,7 +90,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
 // Each driver loads only when used, so the embedded default starts without pg and vice versa.
 async function openPglite(dataDir: string | undefined, image: Blob | undefined): Promise<Database> {
   // V8's optimising wasm compiler spends ~0.5 s of a 2-core machine's start-up on PostgreSQL's
-  // wasm; the baseline compiler alone starts far sooner and serves orders as fast (bench/README.md).
+  // wasm; the baseline compiler alone starts far sooner (start to ready in 0.89 s instead of 1.43 s, when it was
+  // added) and serves orders as fast.
   setFlagsFromString('--liftoff-only');
   const [{ PGlite }, { drizzle: drizzlePglite }] = await Promise.all([import('@electric-sql/pglite'), import('drizzle-orm/pglite')]);
   let dir: string | undefined;

@@ -17,8 +17,7 @@ export function parsePosition(text: unknown): LogPosition | undefined {
 }
 
 export function comparePositions(a: LogPosition, b: LogPosition): number {
-  const byXid = BigInt(a.xid) - BigInt(b.xid);
-  // Stryker disable next-line EqualityOperator: byXid is not 0 here, so < and <= agree.
-  if (byXid !== 0n) return byXid < 0n ? -1 : 1;
-  return Math.sign(a.position - b.position);
+  // Number() of a bigint keeps its sign however far it rounds.
+  const byXid = Math.sign(Number(BigInt(a.xid) - BigInt(b.xid)));
+  return byXid === 0 ? Math.sign(a.position - b.position) : byXid;
 }

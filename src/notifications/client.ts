@@ -130,8 +130,8 @@ export class Client {
       return;
     }
     this.alive = false;
-    // Stryker disable next-line ConditionalExpression: ws drops a ping with no data and no callback on a closing or closed socket, and a server-side socket is never CONNECTING (where ping throws)
-    if (this.isOpen()) this.socket.ping();
+    // ws drops a ping with no data on a closing or closed socket; a server's socket is never CONNECTING, where ping throws.
+    this.socket.ping();
   }
 
   /** Forgets replayed events the live stream has passed without them: they will never arrive. */
@@ -142,7 +142,7 @@ export class Client {
   }
 
   /** Starts the close handshake and terminates the socket if it cannot finish within the grace period. */
-  closeWith(code: number, reason: string): void {
+  closeWith(code: number, reason?: string): void {
     if (this.graceTimer !== undefined || this.socket.readyState === WebSocket.CLOSED) return;
     this.backlog = undefined;
     this.socket.close(code, reason);

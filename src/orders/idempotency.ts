@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Queryable } from '../db/client.js';
 import { ApiError } from '../errors.js';
+import { STATEMENT } from './sql.js';
 
 /**
  * How long a request holds its key before a retry may take it over. Every database call is
@@ -16,15 +17,16 @@ export type Claim =
   | { kind: 'replay'; status: number; body: string }
   | { kind: 'in_progress'; retryAfterSeconds: number };
 
-/** Same body, same fingerprint, whatever the key order of the JSON it came in. */
-// Stryker disable next-line EqualityOperator: the keys of one object are distinct, so a <= b never meets a === b
-const byKey = ([a]: [string, unknown], [b]: [string, unknown]) => (a < b ? -1 : 1);
-
+/** Same body, same fingerprint, whatever the key order of the JSON it came in (keys sorted by UTF-16 code units). */
 export function fingerprint(body: unknown): string {
   const canonical = JSON.stringify(body, (_key, value: unknown) =>
-    value && typeof value === 'object' && !Array.isArray(value) ? Object.fromEntries(Object.entries(value).sort(byKey)) : value,
+    value && typeof value === 'object' && !Array.isArray(value) ? sortedKeys(value as Record<string, unknown>) : value,
   );
   return createHash('sha256').update(canonical).digest('base64url');
+}
+
+function sortedKeys(object: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.keys(object).sort().map((key) => [key, object[key]]));
 }
 
 /**
@@ -35,8 +37,7 @@ export async function claimKey(db: Queryable, key: string, print: string): Promi
   const [inserted] = await db.query<{ lease: string }>(
     'INSERT INTO idempotency_keys (key, fingerprint) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING RETURNING created_at::text AS lease',
     [key, print],
-    // Stryker disable next-line StringLiteral: the name only lets PostgreSQL keep the plan; unnamed, the statement answers the same
-    'claim_idempotency_key',
+    STATEMENT.claimKey,
   );
   if (inserted) return { kind: 'claimed', lease: inserted.lease };
   const [row] = await db.query<{ fingerprint: string; response_status: number | null; body: string | null; remaining: number }>(
@@ -44,8 +45,7 @@ export async function claimKey(db: Queryable, key: string, print: string): Promi
        ceil(extract(epoch FROM created_at + make_interval(secs => $2) - now()))::int AS remaining
      FROM idempotency_keys WHERE key = $1`,
     [key, LEASE_SECONDS],
-    // Stryker disable next-line StringLiteral: the name only lets PostgreSQL keep the plan; unnamed, the statement answers the same
-    'read_idempotency_key',
+    STATEMENT.readKey,
   );
   if (!row) return claimKey(db, key, print); // expired and removed in between
   if (row.fingerprint !== print) {
@@ -72,8 +72,7 @@ export async function holdsLease(tx: Queryable, key: string, lease: string): Pro
   const rows = await tx.query(
     'SELECT 1 FROM idempotency_keys WHERE key = $1 AND created_at = $2::timestamptz AND response_status IS NULL FOR UPDATE',
     [key, lease],
-    // Stryker disable next-line StringLiteral: the name only lets PostgreSQL keep the plan; unnamed, the statement answers the same
-    'hold_idempotency_lease',
+    STATEMENT.holdLease,
   );
   return rows.length > 0;
 }

@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/client.js';
 import type { OrderStatus } from '../events/envelope.js';
-import { envelopeJson, orderJson, isoTime } from './sql.js';
+import { envelopeJson, orderJson, isoTime, STATEMENT } from './sql.js';
 
 /** The order as JSON text, rendered by the database: sent to clients as it is. */
 export type OrderJson = string & { readonly __brand: 'OrderJson' };
@@ -47,7 +47,7 @@ export type CreateResult = { kind: 'created'; id: number; json: OrderJson } | { 
 
 export async function insertOrder(db: Queryable, o: NewOrder): Promise<CreateResult> {
   const params = [o.productId, o.quantity, o.clientName, o.clientEmail, o.now.toISOString(), o.eventId, o.idempotencyKey, o.requestId ?? null];
-  const [row] = await db.query<{ product_found: boolean; id: number | null; json: OrderJson | null }>(CREATE_ORDER, params, 'create_order');
+  const [row] = await db.query<{ product_found: boolean; id: number | null; json: OrderJson | null }>(CREATE_ORDER, params, STATEMENT.createOrder);
   if (row?.json && row.id) return { kind: 'created', id: row.id, json: row.json };
   return row?.product_found ? { kind: 'insufficient_stock' } : { kind: 'unknown_product' };
 }
@@ -64,8 +64,7 @@ export async function findOrderJson(db: Queryable, id: number): Promise<Versione
   const [row] = await db.query<VersionedOrder>(
     GET_ORDER,
     [id],
-    // Stryker disable next-line StringLiteral: the name only lets PostgreSQL keep the plan; unnamed, the statement answers the same
-    'get_order_versioned',
+    STATEMENT.getOrder,
   );
   return row;
 }
@@ -74,8 +73,7 @@ export async function findOrderState(db: Queryable, id: number): Promise<{ statu
   const [row] = await db.query<{ status: OrderStatus; version: number }>(
     'SELECT status, version FROM orders WHERE id = $1',
     [id],
-    // Stryker disable next-line StringLiteral: the name only lets PostgreSQL keep the plan; unnamed, the statement answers the same
-    'get_order_state',
+    STATEMENT.getOrderState,
   );
   return row;
 }
@@ -115,8 +113,7 @@ export async function updateOrderStatus(db: Queryable, u: StatusUpdate): Promise
   const [row] = await db.query<{ json: OrderJson }>(
     CHANGE_STATUS,
     params,
-    // Stryker disable next-line StringLiteral: the name only lets PostgreSQL keep the plan; unnamed, the statement answers the same
-    'change_order_status',
+    STATEMENT.changeStatus,
   );
   return row && { json: row.json, version: u.expectedVersion + 1 };
 }
@@ -152,8 +149,7 @@ export async function orderCreatedAt(db: Queryable, id: number): Promise<string 
   const [row] = await db.query<{ created_at: string }>(
     `SELECT ${isoTime('created_at')} AS created_at FROM orders WHERE id = $1`,
     [id],
-    // Stryker disable next-line StringLiteral: the name only lets PostgreSQL keep the plan; unnamed, the statement answers the same
-    'order_created_at',
+    STATEMENT.orderCreatedAt,
   );
   return row?.created_at;
 }

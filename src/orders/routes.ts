@@ -40,8 +40,7 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ orders: OrderService }> = 
       if (outcome.orderId) reply.header('location', `/orders/${outcome.orderId}`);
       if (outcome.replayed) reply.header('idempotent-replayed', 'true');
       if (outcome.retryAfterSeconds) reply.header('retry-after', String(outcome.retryAfterSeconds));
-      // Stryker disable next-line EqualityOperator: the outcomes are 201, 409 and 422, never 300
-      return outcome.status < 300
+      return outcome.status === 201
         ? sendRawJson(reply, outcome.status, outcome.body)
         : sendRawJson(reply, outcome.status, outcome.body, 'application/problem+json');
     },

@@ -184,6 +184,19 @@ describe('MongoDB change log: bounded writes', () => {
 });
 
 describe('MongoDB change log: bounded reads', () => {
+  it('when a read, a write or a ping answers in time, then its deadline timer is cleared at once, not left to run out', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const log = changeLogOn(storeOver(memoryCollection().collection));
+      expect(await log.state()).toBe('up');
+      await log.append(logged([makeEvent()]));
+      await log.history(1);
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('when connecting does not finish, then a history read fails as "change log unavailable" after the read timeout', async () => {
     const log = changeLogOn(storeOver(memoryCollection().collection, { connect: never }), 200);
     const started = Date.now();
