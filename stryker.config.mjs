@@ -42,6 +42,6 @@ export default {
   tempDirName: '.stryker-tmp',
   // Other runs' sandboxes (scripts/mutation.ts and people run groups side by side) are not copied into this one,
   // nor the bundle the tests that start processes make (test/helpers/server-build.ts), which Stryker does not run.
-  ignorePatterns: ['/.stryker-tmp*', '/.test-build'],
+  ignorePatterns: ['/.stryker-tmp*', '/.test-build-*'],
   cleanTempDir: 'always',
 };
