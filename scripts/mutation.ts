@@ -1,7 +1,7 @@
 /**
  * `npm run test:mutation`: Stryker over the modules that guard money, data and access, one group at a
  * time, each with the tests that exercise it, then a score per file; exits 1 when a file is below the
- * threshold. Incremental: each group starts from its committed result (scripts/mutation/<group>.json)
+ * threshold. Incremental: each group starts from its committed result (test/mutation/<group>.json)
  * and tests again only the mutants whose code or covering tests changed since. A group whose files to
  * mutate and test files are all as its committed result recorded them (the same files, the same source)
  * is not run at all: Stryker would reuse every result, after a dry run of the group's tests.
@@ -9,8 +9,8 @@
  *   npm run test:mutation                          every group, incrementally
  *   npm run test:mutation -- --group=orders,http   some groups
  *   npm run test:mutation -- --full                every mutant again, ignoring the committed results
- *   npm run test:mutation -- --update-baseline     then commit scripts/mutation/*.json (a group with a file below
- *                                                  the threshold goes to scripts/mutation/pending/, which CI does not run)
+ *   npm run test:mutation -- --update-baseline     then commit test/mutation/*.json (a group with a file below
+ *                                                  the threshold goes to test/mutation/pending/, which CI does not run)
  *   npm run test:mutation -- --committed           only the groups with a committed result (what CI runs)
  *
  * Reports: reports/mutation/<group>.html and .json (Stryker's own), and the table printed at the end.
@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { GROUPS, THRESHOLD, type Group } from './mutation/groups.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const BASELINES = path.join(ROOT, 'scripts', 'mutation');
+const BASELINES = path.join(ROOT, 'test', 'mutation');
 const REPORTS = path.join(ROOT, 'reports', 'mutation');
 
 interface Mutant {
@@ -76,7 +76,7 @@ export function planRun(argv: readonly string[], committed: (group: Group) => bo
   const onlyCommitted = argv.includes('--committed');
   if (onlyCommitted && argv.includes('--full')) throw new Error('--committed starts from the committed results; --full ignores them: use one or the other');
   const groups = onlyCommitted ? chosen.filter(committed) : chosen;
-  if (groups.length === 0) throw new Error('no group to run: --committed found no committed result (scripts/mutation/<group>.json) among the groups chosen');
+  if (groups.length === 0) throw new Error('no group to run: --committed found no committed result (test/mutation/<group>.json) among the groups chosen');
   return { groups, skipped: chosen.filter((g) => !groups.includes(g)), full: argv.includes('--full'), updateBaseline: argv.includes('--update-baseline') };
 }
 
