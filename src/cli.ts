@@ -1,8 +1,9 @@
 import dotenv from 'dotenv';
-import { ConfigError, loadConfig } from './config.js';
+import { loadConfig } from './config.js';
 import { openDatabase } from './db/client.js';
 import { lockDataDir } from './db/data-dir-lock.js';
 import { migrate } from './db/migrate.js';
+import { ConfigError } from './errors.js';
 import { seedDemoCatalog } from './products/repository.js';
 
 const COMMANDS = ['migrate', 'seed'] as const;

@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { POSTGRES_TIMEOUTS } from './db/client.js';
+import { ConfigError } from './errors.js';
 
 export const ROLES = ['all', 'api', 'notifier', 'changelog'] as const;
 export type Role = (typeof ROLES)[number];
@@ -94,10 +95,6 @@ export type Config = Omit<Static<typeof Env>, `DATABASE_${'USER' | 'PASSWORD' | 
   readKeys: string[];
   corsOrigins: string[];
 };
-
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|\[::1\]|localhost)$/;
 

@@ -81,6 +81,11 @@ export class DependencyUnavailableError extends Error {
   }
 }
 
+/** Start-up refused by a setting, an argument or the data directory; the process prints its message as one line. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
 export const Problem = Type.Object(
   {
     type: Type.String(),

@@ -1,6 +1,7 @@
 import dotenv from 'dotenv';
 import { pino, type DestinationStream } from 'pino';
-import { ConfigError, loadConfig, ROLES, type Config } from './config.js';
+import { loadConfig, ROLES, type Config } from './config.js';
+import { ConfigError } from './errors.js';
 import { loggerOptions } from './http/security.js';
 import { startService } from './runtime.js';
 import { describeStartupFailure, type StartupContext } from './startup-failure.js';

@@ -1,4 +1,4 @@
-import { ConfigError } from './config.js';
+import { ConfigError } from './errors.js';
 
 export interface StartupContext {
   host: string;

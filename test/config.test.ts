@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config.js';
+import { ConfigError } from '../src/errors.js';
 
 describe('configuration', () => {
   it('when nothing is set, then the embedded defaults apply', () => {

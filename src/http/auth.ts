@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
+import fp from 'fastify-plugin';
 import { ApiError } from '../errors.js';
 
 export type Scope = 'read' | 'write';
@@ -45,7 +46,7 @@ export const defaultAccess = (method: string): Access => (SAFE_METHODS.includes(
 
 /**
  * Keeps every route's access as the route declares it, so that every route, present or future, needs a key unless it
- * says it is public. Call it before any route is registered: onRoute sees only later routes.
+ * says it is public. onRoute sees only later routes: the plugins that add routes depend on this one or come after it.
  */
 export function recordRouteAccess(app: FastifyInstance): void {
   const routes: RouteOptions[] = [];
@@ -61,6 +62,8 @@ export function recordRouteAccess(app: FastifyInstance): void {
     if (wrong) throw new Error(`route ${wrong.method} ${wrong.url} declares access "${wrong.access}"; use one of ${ACCESS.join(', ')}`);
   });
 }
+
+export const routeAccess = fp(recordRouteAccess, { name: 'route-access' });
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
@@ -98,6 +101,8 @@ export function installAuth(app: FastifyInstance, keys: ApiKeys): void {
     done();
   });
 }
+
+export const auth = fp(installAuth, { name: 'auth' });
 
 /** Who counts against limits: the key, or the address when there is none (open service, public routes). */
 export function callerOf(request: FastifyRequest): string {

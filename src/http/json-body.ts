@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
 import { ApiError } from '../errors.js';
 
 /**
@@ -17,6 +18,8 @@ export function installJsonBody(app: FastifyInstance): void {
     }
   });
 }
+
+export const jsonBody = fp(installJsonBody, { name: 'json-body' });
 
 export function parseJsonBody(raw: Buffer): unknown {
   if (raw.length === 0) throw new ApiError('malformed_json', 'The body is empty.');

@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { databaseFaultOf, loggableError, type DatabaseFault } from '../db/faults.js';
@@ -45,10 +46,14 @@ export function installErrorHandling(app: FastifyInstance, reportFault?: Databas
   );
 }
 
+export const errorHandling = fp<{ reportFault?: DatabaseFaultReporter }>((app, { reportFault }) => installErrorHandling(app, reportFault), {
+  name: 'error-handling',
+});
+
 /**
  * Declares on every documented route the problems the HTTP layer answers whatever the route does: 422 for input
- * its schemas refuse, 400/413/415 for bodies, 503 for a dependency away or an instance shutting down. Register it
- * after refuseUnknownQuery and before the routes.
+ * its schemas refuse, 400/413/415 for bodies, 503 for a dependency away or an instance shutting down. Routes come
+ * after it.
  */
 export function declareProblems(app: FastifyInstance): void {
   const problem = { $ref: 'Problem' };
@@ -63,6 +68,9 @@ export function declareProblems(app: FastifyInstance): void {
     route.schema = { ...route.schema, response: { ...problems, ...(route.schema.response as object | undefined) } };
   });
 }
+
+// Every route then has a query schema, so every route declares the 422 that unknown parameters get.
+export const declaredProblems = fp(declareProblems, { name: 'declared-problems', dependencies: ['unknown-query-refusal'] });
 
 const FAULT_ERRORS: Record<DatabaseFault, [ErrorCode, string]> = {
   unreachable: ['service_unavailable', 'The database is not reachable; retry shortly.'],

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
 import { levels } from 'pino';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -37,3 +38,5 @@ export function installRequestIds(app: FastifyInstance): void {
     done();
   });
 }
+
+export const requestIds = fp(installRequestIds, { name: 'request-ids' });

@@ -1,12 +1,13 @@
 import fastifyCors, { type FastifyCorsOptions } from '@fastify/cors';
-import fastifyRateLimit from '@fastify/rate-limit';
+import fastifyRateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
 import helmet, { type HelmetOptions } from 'helmet';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { LoggerOptions } from 'pino';
 import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
-import { callerOf, defaultAccess, installAuth, type ApiKeys } from './auth.js';
+import { auth, callerOf, defaultAccess, type ApiKeys } from './auth.js';
 
 export interface SecurityOptions {
   keys: ApiKeys;
@@ -57,8 +58,8 @@ export function helmetHeaders(options: Readonly<HelmetOptions>): Record<string, 
 }
 
 /**
- * CORS, headers, keys and rate limits, before any route. Order matters: CORS answers preflights before a key is
- * asked for; the rate limit runs per route after the key check, so it counts per key.
+ * CORS, headers, keys and rate limits, before any route. CORS is optional, so its place is held here: it answers
+ * preflights before a key is asked for. The rate limit counts per key: it depends on auth.
  */
 export async function installSecurity(app: FastifyInstance, options: SecurityOptions): Promise<void> {
   if (options.corsOrigins.length > 0) await app.register(fastifyCors, { delegator: corsFor(options.corsOrigins) });
@@ -74,10 +75,10 @@ export async function installSecurity(app: FastifyInstance, options: SecurityOpt
     done(null, payload);
   });
   declareRefusals(app, options);
-  installAuth(app, options.keys);
+  await app.register(auth, options.keys);
   const { max, windowMs } = options.rateLimit;
   if (max > 0) {
-    await app.register(fastifyRateLimit, {
+    await app.register(rateLimit, {
       global: true,
       max,
       timeWindow: windowMs,
@@ -89,6 +90,20 @@ export async function installSecurity(app: FastifyInstance, options: SecurityOpt
     });
   }
 }
+
+// Refusals carry the request id, and 503 while closing comes before 401; CORS's OPTIONS route is recorded and answers problem+json.
+export const security = fp(installSecurity, {
+  name: 'security',
+  dependencies: ['request-ids', 'closing-refusal', 'route-access', 'error-handling'],
+});
+
+/** @fastify/rate-limit counts callers by what auth decided (callerOf). */
+export const rateLimit = fp<RateLimitPluginOptions>(
+  async (app, options) => {
+    await app.register(fastifyRateLimit, options);
+  },
+  { name: 'rate-limit', dependencies: ['auth'] },
+);
 
 /** Every status a route can answer is in the OpenAPI document: the refusals of keys and limits too. */
 function declareRefusals(app: FastifyInstance, options: SecurityOptions): void {
@@ -138,6 +153,9 @@ export function refuseWhileClosing(app: FastifyInstance): void {
     done(new ApiError('service_unavailable', 'This instance is shutting down; retry and another one will answer.'));
   });
 }
+
+// The 503 carries the request id; an upgrade refused so is closed by refused-upgrades.
+export const closingRefusal = fp(refuseWhileClosing, { name: 'closing-refusal', dependencies: ['request-ids', 'refused-upgrades'] });
 
 const EMAIL = /([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})\b/g;
 const MASKED_LEVELS: readonly string[] = ['fatal', 'error', 'warn', 'info'];

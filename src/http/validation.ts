@@ -1,6 +1,7 @@
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { FastifyInstance, FastifySchema, preValidationHookHandler } from 'fastify';
+import fp from 'fastify-plugin';
 import type { FieldError } from '../errors.js';
 import { decimalPlaces, DECIMAL_PLACES, MONEY_DECIMALS } from './money.js';
 
@@ -60,6 +61,8 @@ export function installValidators(app: FastifyInstance): void {
   });
 }
 
+export const validators = fp(installValidators, { name: 'validators' });
+
 /** No control characters (PostgreSQL refuses NUL outright) and no unpaired UTF-16 surrogates, which are not characters. */
 export const PRINTABLE = '^[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]*$';
 /** At least one character that shows: a name of spaces, zero-width or other invisible characters names no one. */
@@ -82,6 +85,9 @@ export function refuseUnknownQuery(app: FastifyInstance): void {
     route.schema = { ...route.schema, querystring: { ...(query ?? { type: 'object', properties: {} }), additionalProperties: false } };
   });
 }
+
+// Fastify's own validators would drop unknown parameters (removeAdditional), not refuse them.
+export const unknownQueryRefusal = fp(refuseUnknownQuery, { name: 'unknown-query-refusal', dependencies: ['validators'] });
 
 /** One entry per bad field, named as the client wrote it. */
 export function fieldErrors(errors: ErrorObject[], context: string): FieldError[] {

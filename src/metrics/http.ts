@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
 import type { ServiceMetrics } from './registry.js';
 
 /**
@@ -28,3 +29,9 @@ export function installHttpMetrics(app: FastifyInstance, metrics: ServiceMetrics
     async (_request, reply) => reply.type(metrics.contentType).send(await metrics.render()),
   );
 }
+
+// GET /metrics is recorded, refused and documented like every route, and answers problem+json.
+export const httpMetrics = fp<{ metrics: ServiceMetrics }>((app, { metrics }) => installHttpMetrics(app, metrics), {
+  name: 'http-metrics',
+  dependencies: ['route-access', 'unknown-query-refusal', 'declared-problems', 'security', 'error-handling'],
+});

@@ -1,6 +1,7 @@
 import type { WebsocketPluginOptions } from '@fastify/websocket';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
 import type { IncomingMessage } from 'node:http';
 import { WebSocket } from 'ws';
 import { ApiError } from '../errors.js';
@@ -74,6 +75,8 @@ export function closeRefusedUpgrades(app: FastifyInstance): void {
     done(null, payload);
   });
 }
+
+export const refusedUpgrades = fp(closeRefusedUpgrades, { name: 'refused-upgrades' });
 
 /** Node marks a request it handed to the server's 'upgrade' listeners instead of its own HTTP handling. */
 const cameThroughUpgrade = (raw: IncomingMessage) => (raw as IncomingMessage & { upgrade?: boolean }).upgrade === true;

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config.js';
+import { ConfigError } from '../../src/errors.js';
 import { orderInput } from '../helpers/factories.js';
 import { openEventClient } from '../helpers/ws-client.js';
 import { bearer, setups, startListening, type ListeningService } from './setups.js';
