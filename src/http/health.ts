@@ -18,6 +18,9 @@ const Readiness = Type.Object({
   checks: Type.Record(Type.String(), Type.String(), { description: '"up", or "down" (with a key: why)' }),
 });
 
+/** What an unready answer's Retry-After asks for: readiness is worked out afresh on every request. */
+const NOT_READY_RETRY_SECONDS = 5;
+
 export const healthRoutes: FastifyPluginAsync<{ checks: Record<string, ReadinessCheck> }> = async (app, { checks }) => {
   app.get(
     '/healthz',
@@ -57,6 +60,8 @@ export const healthRoutes: FastifyPluginAsync<{ checks: Record<string, Readiness
       const ready = results.every(([, , serves]) => serves);
       // Error text names hosts and ports: only callers with a key see it.
       const shown = (state: string) => (request.scope !== 'none' ? state : state === 'up' ? 'up' : 'down');
+      // Like every 503, it says when to ask again: probes have their own period, other callers need one.
+      if (!ready) reply.header('retry-after', String(NOT_READY_RETRY_SECONDS));
       return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results.map(([n, s]) => [n, shown(s)])) });
     },
   );

@@ -41,6 +41,15 @@ describe('readiness', () => {
     expect(await readyz()).toEqual({ status: 503, body: { status: 'not ready', checks: { database: 'connecting' } } });
   });
 
+  it('when it is 503, then it carries Retry-After: 5, as every 503 does; a 200 carries none', async () => {
+    await start({ database: { critical: true, check: () => 'connecting' } });
+    expect((await app!.inject({ method: 'GET', url: '/readyz' })).headers['retry-after']).toBe('5');
+    await app!.close();
+
+    await start({ database: { critical: true, check: () => 'up' } });
+    expect((await app!.inject({ method: 'GET', url: '/readyz' })).headers['retry-after']).toBeUndefined();
+  });
+
   it('when a critical check is in a state it names as acceptable, then the process is ready and says which; any other state is still 503', async () => {
     await start({ broker: { critical: true, check: () => 'blocked', acceptable: ['blocked'] } });
     expect(await readyz()).toEqual({ status: 200, body: { status: 'ready', checks: { broker: 'blocked' } } });
