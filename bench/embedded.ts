@@ -38,29 +38,49 @@ export async function embeddedSection({ options, profileDir }: BenchContext): Pr
   ws.close();
   const exit = await server.stop();
   expect(problems, exit === 0, `embedded server exited with ${exit}`);
-  expect(problems, post.result.errors === 0 && post.result.timeouts === 0, `embedded POST: ${post.result.errors} errors, ${post.result.timeouts} timeouts`);
+  expect(
+    problems,
+    post.result.errors === 0 && post.result.timeouts === 0,
+    `embedded POST: ${post.result.errors} errors, ${post.result.timeouts} timeouts`,
+  );
   problems.push(...ledger.problems.map((p) => `embedded POST: ${p}`), ...ws.problems.map((p) => `embedded WebSocket: ${p}`));
 
   // The folder the server used, now opened here: check what it stored, then run the bare loop on it.
   const pg = await PGlite.create(path.join(dataDir, 'pglite'));
   try {
-    const scalar = async <T>(sql: string, params?: unknown[]) => Object.values((await pg.query<Record<string, unknown>>(sql, params)).rows[0] ?? {})[0] as T;
+    const scalar = async <T>(sql: string, params?: unknown[]) =>
+      Object.values((await pg.query<Record<string, unknown>>(sql, params)).rows[0] ?? {})[0] as T;
     const known = ledger.problems.length;
     const stored = await verifyOrders({ scalar }, ledger);
     problems.push(...ledger.problems.slice(known).map((p) => `embedded: ${p}`));
     const changes = Number(await scalar<number>('SELECT count(*)::int FROM order_changes'));
-    const unsent = Number(await scalar<number>('SELECT count(*)::int FROM outbox o, outbox_checkpoint c WHERE (o.xid, o.position) > (c.xid, c.position)'));
-    expect(problems, changes === stored.rows && unsent === 0 && ws.unique() === stored.rows,
-      `embedded pipeline: ${stored.rows} orders, ${changes} in the change log, ${unsent} unsent, ${ws.unique()} at the WebSocket client`);
+    const unsent = Number(
+      await scalar<number>('SELECT count(*)::int FROM outbox o, outbox_checkpoint c WHERE (o.xid, o.position) > (c.xid, c.position)'),
+    );
+    expect(
+      problems,
+      changes === stored.rows && unsent === 0 && ws.unique() === stored.rows,
+      `embedded pipeline: ${stored.rows} orders, ${changes} in the change log, ${unsent} unsent, ${ws.unique()} at the WebSocket client`,
+    );
 
     const statement = await createOrderStatement({
-      productId: DEMO_PRODUCT, quantity: 1, clientName: 'x', clientEmail: 'x@example.com', now: new Date(), eventId: randomUUID(), idempotencyKey: null,
+      productId: DEMO_PRODUCT,
+      quantity: 1,
+      clientName: 'x',
+      clientEmail: 'x@example.com',
+      now: new Date(),
+      eventId: randomUUID(),
+      idempotencyKey: null,
     });
     const warm = await bareLoop(pg, statement.text, warmupSeconds);
     const loop = await measureCpu(() => bareLoop(pg, statement.text, seconds));
     const after = Number(await scalar<number>('SELECT count(*)::int FROM orders'));
     expect(problems, warm.failures + loop.result.failures === 0, `bare PGlite loop: ${loop.result.failures} statements created nothing`);
-    expect(problems, after === stored.rows + warm.count + loop.result.count, `bare PGlite loop: ${warm.count + loop.result.count} runs but ${after - stored.rows} new orders`);
+    expect(
+      problems,
+      after === stored.rows + warm.count + loop.result.count,
+      `bare PGlite loop: ${warm.count + loop.result.count} runs but ${after - stored.rows} new orders`,
+    );
 
     const ratio = post.result.requestsPerSecond / loop.result.perSecond;
     const rows: Row[] = [
@@ -75,7 +95,10 @@ export async function embeddedSection({ options, profileDir }: BenchContext): Pr
     ];
     return {
       rows,
-      details: { post: { ...post.result, cpu: post.cpu, ordersStored: stored, pipelineDrainMs: drainMs, webSocketReceived: ws.unique() }, bareLoop: { ...loop.result, cpu: loop.cpu } },
+      details: {
+        post: { ...post.result, cpu: post.cpu, ordersStored: stored, pipelineDrainMs: drainMs, webSocketReceived: ws.unique() },
+        bareLoop: { ...loop.result, cpu: loop.cpu },
+      },
       problems,
     };
   } finally {
@@ -97,9 +120,18 @@ async function bareLoop(pg: PGlite, text: string, seconds: number): Promise<Loop
   const started = performance.now();
   const end = started + seconds * 1000;
   let n = 0;
-  for (let t = started; t < end; ) {
+  for (let t = started; t < end;) {
     n += 1;
-    const params = [DEMO_PRODUCT, 1 + (n % 5), `Bare loop ${n}`, `bare${n}@bench.example.com`, new Date().toISOString(), randomUUID(), null, randomUUID()];
+    const params = [
+      DEMO_PRODUCT,
+      1 + (n % 5),
+      `Bare loop ${n}`,
+      `bare${n}@bench.example.com`,
+      new Date().toISOString(),
+      randomUUID(),
+      null,
+      randomUUID(),
+    ];
     const { rows } = await pg.query<{ id: number | null }>(text, params);
     if (!rows[0]?.id) failures += 1;
     const done = performance.now();

@@ -37,13 +37,32 @@ async function fanout() {
       const now = new Date().toISOString();
       const cents = 1999 * input.quantity;
       const order = {
-        id: ++lastId, product_id: input.product_id, quantity: input.quantity, client_name: input.client_name, client_email: input.client_email,
-        status: 'Pending', total_price: cents / 100, unit_price: 19.99, created_at: now, updated_at: now, version: 1,
+        id: ++lastId,
+        product_id: input.product_id,
+        quantity: input.quantity,
+        client_name: input.client_name,
+        client_email: input.client_email,
+        status: 'Pending',
+        total_price: cents / 100,
+        unit_price: 19.99,
+        created_at: now,
+        updated_at: now,
+        version: 1,
       };
       send(res, 201, JSON.stringify(order), { location: `/orders/${order.id}` });
-      const envelope = { id: randomUUID(), type: 'order.created', schema_version: 1, occurred_at: now, order_id: order.id, sequence: 1, order };
+      const envelope = {
+        id: randomUUID(),
+        type: 'order.created',
+        schema_version: 1,
+        occurred_at: now,
+        order_id: order.id,
+        sequence: 1,
+        order,
+      };
       // As the service's hub does it: framed once, written raw to each socket.
-      const frame = Buffer.concat(Sender.frame(Buffer.from(JSON.stringify(envelope)), { fin: true, opcode: 1, mask: false, readOnly: true, rsv1: false }));
+      const frame = Buffer.concat(
+        Sender.frame(Buffer.from(JSON.stringify(envelope)), { fin: true, opcode: 1, mask: false, readOnly: true, rsv1: false }),
+      );
       setImmediate(() => {
         for (const ws of sockets) ws._socket.write(frame);
       });

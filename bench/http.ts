@@ -35,8 +35,7 @@ async function cannon(url: string, connections: number, seconds: number, request
 const isNameOf = (name: unknown, seq: number) =>
   typeof name === 'string' && (name === `Bench client ${seq}` || name.startsWith(`Bench client ${seq} @`));
 
-const header = (headers: Record<string, string>, name: string) =>
-  Object.entries(headers).find(([k]) => k.toLowerCase() === name)?.[1];
+const header = (headers: Record<string, string>, name: string) => Object.entries(headers).find(([k]) => k.toLowerCase() === name)?.[1];
 
 /**
  * Every order the bench asks for: its body (unique per request), and what the API answered. Each answer
@@ -69,7 +68,12 @@ export class OrderLedger {
   next(sentAt?: number): { seq: number; body: string } {
     const seq = ++this.sent;
     const name = sentAt === undefined ? `Bench client ${seq}` : `Bench client ${seq} @${sentAt.toFixed(3)}`;
-    const body = JSON.stringify({ product_id: this.productId, quantity: this.quantity(seq), client_name: name, client_email: this.email(seq) });
+    const body = JSON.stringify({
+      product_id: this.productId,
+      quantity: this.quantity(seq),
+      client_name: name,
+      client_email: this.email(seq),
+    });
     return { seq, body };
   }
 
@@ -85,10 +89,20 @@ export class OrderLedger {
     }
     const id = order.id;
     const q = this.quantity(seq);
-    const exact = typeof order.unit_price === 'number' && typeof order.total_price === 'number' && Math.round(order.unit_price * 100) * q === Math.round(order.total_price * 100);
+    const exact =
+      typeof order.unit_price === 'number' &&
+      typeof order.total_price === 'number' &&
+      Math.round(order.unit_price * 100) * q === Math.round(order.total_price * 100);
     if (
-      typeof id !== 'number' || !Number.isInteger(id) || id < 1 || order.product_id !== this.productId || order.quantity !== q ||
-      order.client_email !== this.email(seq) || !isNameOf(order.client_name, seq) || order.status !== 'Pending' || !exact
+      typeof id !== 'number' ||
+      !Number.isInteger(id) ||
+      id < 1 ||
+      order.product_id !== this.productId ||
+      order.quantity !== q ||
+      order.client_email !== this.email(seq) ||
+      !isNameOf(order.client_name, seq) ||
+      order.status !== 'Pending' ||
+      !exact
     ) {
       return this.problem(`POST #${seq}: unexpected order ${body.slice(0, 300)}`);
     }
@@ -144,7 +158,13 @@ export interface ReadCheck {
 }
 
 /** GET /orders/{id} for ids picked at random among `ids`; each answer must be that order. */
-export function loadGetOrders(url: string, connections: number, seconds: number, ids: readonly number[], check: ReadCheck): Promise<LoadResult> {
+export function loadGetOrders(
+  url: string,
+  connections: number,
+  seconds: number,
+  ids: readonly number[],
+  check: ReadCheck,
+): Promise<LoadResult> {
   return cannon(url, connections, seconds, {
     method: 'GET',
     setupRequest(request: RawRequest, context: Context) {
@@ -195,7 +215,9 @@ export async function verifyOrders(db: Pick<BenchDatabase, 'scalar'>, ledger: Or
     if (answeredId === undefined) inFlight += 1;
     else if (answeredId !== Number(row.id)) ledger.problem(`orders table: request #${seq} answered id ${answeredId} but stored ${row.id}`);
   }
-  for (const [seq, id] of ledger.created) if (!seen.has(seq)) ledger.problem(`orders table: order ${id} (request #${seq}) answered 201 but not stored`);
-  if (inFlight > ledger.unanswered) ledger.problem(`orders table: ${inFlight} unanswered orders stored, but only ${ledger.unanswered} requests were unanswered`);
+  for (const [seq, id] of ledger.created)
+    if (!seen.has(seq)) ledger.problem(`orders table: order ${id} (request #${seq}) answered 201 but not stored`);
+  if (inFlight > ledger.unanswered)
+    ledger.problem(`orders table: ${inFlight} unanswered orders stored, but only ${ledger.unanswered} requests were unanswered`);
   return { rows: rows?.length ?? 0, inFlight };
 }

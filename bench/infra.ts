@@ -7,7 +7,8 @@ import amqp from 'amqplib';
 import pg from 'pg';
 
 /** The PostgreSQL server the bench makes its databases on, and the RabbitMQ it declares its topology on. */
-export const ADMIN_DATABASE_URL = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const ADMIN_DATABASE_URL =
+  process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const RABBITMQ_URL = process.env.BENCH_RABBITMQ_URL ?? process.env.TEST_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
 /** Names everything this run creates, so that nothing collides with another run or with the tests. */
@@ -45,7 +46,8 @@ export const adminDatabase = (): BenchDatabase => {
   return {
     name: new URL(url).pathname.slice(1),
     url,
-    scalar: <T>(sql: string, params?: unknown[]) => withClient(url, async (c) => Object.values((await c.query(sql, params)).rows[0] ?? {})[0] as T),
+    scalar: <T>(sql: string, params?: unknown[]) =>
+      withClient(url, async (c) => Object.values((await c.query(sql, params)).rows[0] ?? {})[0] as T),
     drop: async () => {},
   };
 };
@@ -80,7 +82,8 @@ export async function createDatabase(label: string): Promise<BenchDatabase> {
   return {
     name,
     url: url.toString(),
-    scalar: <T>(sql: string, params?: unknown[]) => withClient(url.toString(), async (c) => Object.values((await c.query(sql, params)).rows[0] ?? {})[0] as T),
+    scalar: <T>(sql: string, params?: unknown[]) =>
+      withClient(url.toString(), async (c) => Object.values((await c.query(sql, params)).rows[0] ?? {})[0] as T),
     drop,
   };
 }

@@ -30,7 +30,12 @@ function procTimes(pid: string): { comm: string; own: number; kernel: number; ch
     const close = stat.lastIndexOf(')');
     const comm = stat.slice(stat.indexOf('(') + 1, close);
     const f = stat.slice(close + 2).split(' ');
-    return { comm, own: (Number(f[11]) + Number(f[12])) / TICK, kernel: Number(f[12]) / TICK, children: (Number(f[13]) + Number(f[14])) / TICK };
+    return {
+      comm,
+      own: (Number(f[11]) + Number(f[12])) / TICK,
+      kernel: Number(f[12]) / TICK,
+      children: (Number(f[13]) + Number(f[14])) / TICK,
+    };
   } catch {
     return undefined;
   }
@@ -58,7 +63,8 @@ function snapshot(): Snapshot {
     const category = categoryOf(Number(entry), t.comm);
     byCategory.set(category, (byCategory.get(category) ?? 0) + t.own + t.children);
     // For the processes the bench started, how much of their time was spent in the kernel (sockets).
-    if (roles.has(Number(entry))) byCategory.set(`${category} (of which kernel)`, (byCategory.get(`${category} (of which kernel)`) ?? 0) + t.kernel);
+    if (roles.has(Number(entry)))
+      byCategory.set(`${category} (of which kernel)`, (byCategory.get(`${category} (of which kernel)`) ?? 0) + t.kernel);
   }
   return { at: performance.now(), busy: total - idle, total, byCategory };
 }

@@ -29,7 +29,12 @@ export async function openLoopOrders(url: string, ledger: OrderLedger, rate: num
     const { seq, body } = ledger.next(at);
     answers.push(
       new Promise<void>((resolve) => {
-        const req = request(`${url}/orders/`, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, timeout: 30_000 });
+        const req = request(`${url}/orders/`, {
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+          timeout: 30_000,
+        });
         req.once('timeout', () => req.destroy(new Error('timed out')));
         req.once('error', (err) => {
           ledger.problem(`POST #${seq}: ${err.message}`);

@@ -31,7 +31,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   const known = new Set(['--smoke', '--profile']);
   const onlyArg = argv.find((a) => a.startsWith('--only='));
   for (const arg of argv) {
-    if (!known.has(arg) && arg !== onlyArg) throw new Error(`unknown argument ${arg}: use --smoke, --profile, --only=${SECTIONS.join(',')}`);
+    if (!known.has(arg) && arg !== onlyArg)
+      throw new Error(`unknown argument ${arg}: use --smoke, --profile, --only=${SECTIONS.join(',')}`);
   }
   const only = onlyArg ? new Set(onlyArg.slice('--only='.length).split(',')) : undefined;
   for (const name of only ?? []) {

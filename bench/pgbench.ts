@@ -49,7 +49,9 @@ export function getOrderScript(statement: Statement): string {
  * (the timestamp format) become escape strings with the colon as \x3a: the same value to PostgreSQL.
  */
 function toPgbenchSql(text: string, byParam: Record<string, (cast: string) => string>): string {
-  const literalsSafe = text.replace(/'([^'\\]*)'/g, (literal, inner: string) => (inner.includes(':') ? `E'${inner.replaceAll(':', '\\x3a')}'` : literal));
+  const literalsSafe = text.replace(/'([^'\\]*)'/g, (literal, inner: string) =>
+    inner.includes(':') ? `E'${inner.replaceAll(':', '\\x3a')}'` : literal,
+  );
   return literalsSafe.replace(/\$(\d+)((?:::\w+)?)/g, (_match, n: string, cast: string) => {
     const replace = byParam[`$${n}`];
     if (!replace) throw new Error(`pgbench script: no variable for parameter $${n}`);

@@ -24,7 +24,12 @@ export async function postgresSection({ options, profileDir }: BenchContext): Pr
 
   const appDb = await createDatabase('app');
   const topology = uniqueTopology();
-  const env = { DATABASE_URL: appDb.url, RABBITMQ_URL, RABBITMQ_EXCHANGE: topology.exchange, RABBITMQ_CHANGELOG_QUEUE: topology.changelogQueue };
+  const env = {
+    DATABASE_URL: appDb.url,
+    RABBITMQ_URL,
+    RABBITMQ_EXCHANGE: topology.exchange,
+    RABBITMQ_CHANGELOG_QUEUE: topology.changelogQueue,
+  };
   const server = await startServer({ label: 'postgres-post', env, profileDir });
   labelProcess(server.pid, 'server');
   const product = await createUnlimitedProduct(server.url);
@@ -41,7 +46,11 @@ export async function postgresSection({ options, profileDir }: BenchContext): Pr
   const appWrites = writesPerOrder(writesBefore, await tableWrites(appDb));
   expect(problems, pipeline.complete, `pipeline incomplete 60 s after the POST run: ${JSON.stringify(pipeline)}`);
   expect(problems, ws.duplicates() === 0, `the WebSocket client got ${ws.duplicates()} duplicate envelopes`);
-  expect(problems, post.result.errors === 0 && post.result.timeouts === 0, `POST run: ${post.result.errors} errors, ${post.result.timeouts} timeouts`);
+  expect(
+    problems,
+    post.result.errors === 0 && post.result.timeouts === 0,
+    `POST run: ${post.result.errors} errors, ${post.result.timeouts} timeouts`,
+  );
   problems.push(...ledger.problems.map((p) => `POST: ${p}`), ...ws.problems.map((p) => `WebSocket: ${p}`));
 
   ws.close();
@@ -58,7 +67,11 @@ export async function postgresSection({ options, profileDir }: BenchContext): Pr
   await loadGetOrders(reader.url, connections, warmupSeconds, ids, readCheck);
   const get = await measureCpu(() => loadGetOrders(reader.url, connections, seconds, ids, readCheck));
   problems.push(...readCheck.problems);
-  expect(problems, Object.keys(readCheck.statuses).every((s) => s === '200'), `GET statuses ${JSON.stringify(readCheck.statuses)}`);
+  expect(
+    problems,
+    Object.keys(readCheck.statuses).every((s) => s === '200'),
+    `GET statuses ${JSON.stringify(readCheck.statuses)}`,
+  );
   const readerExit = await reader.stop();
   expect(problems, readerExit === 0, `postgres-get server exited with ${readerExit}`);
   await quiesce(adminDatabase(), appDb);
@@ -76,7 +89,11 @@ export async function postgresSection({ options, profileDir }: BenchContext): Pr
     await loadGetOrders(bare.url, connections, warmupSeconds, ids, check);
     const measured = await measureCpu(() => loadGetOrders(bare.url, connections, seconds, ids, check));
     problems.push(...check.problems.map((p) => `bare node + ${name} GET: ${p}`));
-    expect(problems, Object.keys(check.statuses).every((s) => s === '200'), `bare node + ${name} GET statuses ${JSON.stringify(check.statuses)}`);
+    expect(
+      problems,
+      Object.keys(check.statuses).every((s) => s === '200'),
+      `bare node + ${name} GET statuses ${JSON.stringify(check.statuses)}`,
+    );
     await bare.stop();
     await quiesce(adminDatabase(), appDb);
     return measured;
@@ -89,27 +106,48 @@ export async function postgresSection({ options, profileDir }: BenchContext): Pr
   // The limit: pgbench, same statements, a database of its own migrated by the service's CLI.
   const limitDb = await createDatabase('limit');
   await migrate(limitDb);
-  const pid = await limitDb.scalar<number>(`INSERT INTO products (name, price, stock) VALUES ('pgbench unlimited', 19.99, NULL) RETURNING id`);
+  const pid = await limitDb.scalar<number>(
+    `INSERT INTO products (name, price, stock) VALUES ('pgbench unlimited', 19.99, NULL) RETURNING id`,
+  );
   const dir = tempDir('pgbench');
   const createStatement = await createOrderStatement({
-    productId: pid, quantity: 1, clientName: 'x', clientEmail: 'x@example.com', now: new Date(), eventId: randomUUID(), idempotencyKey: null,
+    productId: pid,
+    quantity: 1,
+    clientName: 'x',
+    clientEmail: 'x@example.com',
+    now: new Date(),
+    eventId: randomUUID(),
+    idempotencyKey: null,
   });
   const createVars = { pid, name: 'pgbench client', email: 'pgbench@bench.example.com', ts: new Date().toISOString() };
   const createScript = createOrderScript(createStatement);
   const bench = { db: limitDb, clients: connections, dir };
-  const warmCreate = await runPgbench({ ...bench, script: createScript, variables: createVars, seconds: warmupSeconds, label: 'create-warmup', log: false });
+  const warmCreate = await runPgbench({
+    ...bench,
+    script: createScript,
+    variables: createVars,
+    seconds: warmupSeconds,
+    label: 'create-warmup',
+    log: false,
+  });
   await sleep(1500);
   const limitWritesBefore = await tableWrites(limitDb);
-  const create = await measureCpu(() => runPgbench({ ...bench, script: createScript, variables: createVars, seconds, label: 'create', log: true }));
+  const create = await measureCpu(() =>
+    runPgbench({ ...bench, script: createScript, variables: createVars, seconds, label: 'create', log: true }),
+  );
   const created = warmCreate.transactions + create.result.transactions;
   const limitOrders = await limitDb.scalar<string>('SELECT count(*) FROM orders');
   const limitEvents = await limitDb.scalar<string>('SELECT count(*) FROM outbox');
-  expect(problems, Number(limitOrders) === created && Number(limitEvents) === created, `pgbench: ${created} transactions, but ${limitOrders} orders and ${limitEvents} outbox rows`);
+  expect(
+    problems,
+    Number(limitOrders) === created && Number(limitEvents) === created,
+    `pgbench: ${created} transactions, but ${limitOrders} orders and ${limitEvents} outbox rows`,
+  );
   expect(problems, warmCreate.failed + create.result.failed === 0, `pgbench create: ${create.result.failed} failed transactions`);
   await sleep(1500);
   const limitWrites = writesPerOrder(limitWritesBefore, await tableWrites(limitDb));
 
-  const range = await limitDb.scalar<{ min: number; max: number }>('SELECT json_build_object(\'min\', min(id), \'max\', max(id)) FROM orders');
+  const range = await limitDb.scalar<{ min: number; max: number }>("SELECT json_build_object('min', min(id), 'max', max(id)) FROM orders");
   const readScript = getOrderScript(await getOrderStatement(1));
   const readVars = { minid: range.min, maxid: range.max };
   await runPgbench({ ...bench, script: readScript, variables: readVars, seconds: warmupSeconds, label: 'read-warmup', log: false });
@@ -118,7 +156,14 @@ export async function postgresSection({ options, profileDir }: BenchContext): Pr
   await limitDb.drop();
 
   Object.assign(details, {
-    post: { ...post.result, cpu: post.cpu, pipelineDrainMs: pipeline.ms, ordersStored: stored, webSocketReceived: ws.unique(), rowWritesPerOrder: appWrites },
+    post: {
+      ...post.result,
+      cpu: post.cpu,
+      pipelineDrainMs: pipeline.ms,
+      ordersStored: stored,
+      webSocketReceived: ws.unique(),
+      rowWritesPerOrder: appWrites,
+    },
     get: { ...get.result, cpu: get.cpu },
     bareNodePgGet: { ...bareGet.result, cpu: bareGet.cpu },
     bareNodePostgresjsGet: { ...barePostgresjsGet.result, cpu: barePostgresjsGet.cpu },

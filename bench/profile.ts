@@ -175,9 +175,11 @@ export function renderProfile(s: ProfileSummary): string {
   ];
   for (const p of s.packages) lines.push(`    ${p.share.toFixed(1).padStart(5)}%  ${String(p.selfMs).padStart(6)} ms  ${p.name}`);
   lines.push('  top functions by self time:');
-  for (const f of s.functions) lines.push(`    ${f.share.toFixed(1).padStart(5)}%  ${String(f.selfMs).padStart(6)} ms  ${f.name}  ${f.where}`);
+  for (const f of s.functions)
+    lines.push(`    ${f.share.toFixed(1).padStart(5)}%  ${String(f.selfMs).padStart(6)} ms  ${f.name}  ${f.where}`);
   lines.push('  service functions by inclusive time (with their callees):');
-  for (const f of s.service) lines.push(`    ${f.share.toFixed(1).padStart(5)}%  ${String(f.totalMs).padStart(6)} ms  ${f.name}  ${f.where}`);
+  for (const f of s.service)
+    lines.push(`    ${f.share.toFixed(1).padStart(5)}%  ${String(f.totalMs).padStart(6)} ms  ${f.name}  ${f.where}`);
   return lines.join('\n');
 }
 

@@ -16,7 +16,14 @@ export const ms = (n: number) => (Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : 
 export const rate = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '–');
 
 export function errorRow(figure: string, target: string, error: unknown): Row {
-  return { figure, value: `error: ${String(error instanceof Error ? error.message : error).split('\n')[0]}`, limit: '–', ratio: undefined, target, pass: undefined };
+  return {
+    figure,
+    value: `error: ${String(error instanceof Error ? error.message : error).split('\n')[0]}`,
+    limit: '–',
+    ratio: undefined,
+    target,
+    pass: undefined,
+  };
 }
 
 export function renderTable(rows: readonly Row[]): string {

@@ -34,13 +34,24 @@ const SECTIONS: Section[] = [
   {
     name: 'postgres',
     run: postgresSection,
-    figures: [{ figure: 'POST /orders/ full pipeline', target: `≥ ${TARGETS.postRatio}` }, { figure: 'GET /orders/{id}', target: `≥ ${TARGETS.getRatio}` }],
+    figures: [
+      { figure: 'POST /orders/ full pipeline', target: `≥ ${TARGETS.postRatio}` },
+      { figure: 'GET /orders/{id}', target: `≥ ${TARGETS.getRatio}` },
+    ],
   },
   { name: 'embedded', run: embeddedSection, figures: [{ figure: 'embedded POST /orders/', target: `≥ ${TARGETS.embeddedRatio}` }] },
   { name: 'notify', run: notifySection, figures: [{ figure: 'notification latency', target: "p99 ≤ 3×/2× the floor's, none lost" }] },
   { name: 'sweep', run: sweepSection, figures: [{ figure: 'highest order rate within the p99 bound', target: 'reported' }] },
-  { name: 'memory', run: memorySection, figures: [{ figure: 'memory per idle WebSocket client', target: `≤ ${TARGETS.idleClientKB} KB each` }] },
-  { name: 'startup', run: startupSection, figures: [{ figure: 'start to ready, embedded', target: `≤ ${TARGETS.startupRatio}× the floor` }] },
+  {
+    name: 'memory',
+    run: memorySection,
+    figures: [{ figure: 'memory per idle WebSocket client', target: `≤ ${TARGETS.idleClientKB} KB each` }],
+  },
+  {
+    name: 'startup',
+    run: startupSection,
+    figures: [{ figure: 'start to ready, embedded', target: `≤ ${TARGETS.startupRatio}× the floor` }],
+  },
 ];
 
 /** The code measured: the commit, and the files of src/ changed since (the tree may be work in progress). */
@@ -105,11 +116,20 @@ async function main(options: BenchOptions): Promise<number> {
   const profileSummaries = profiles.map((f) => summarizeProfile(path.join(profileDir!, f)));
   for (const summary of profileSummaries) {
     console.log(`\n${renderProfile({ ...summary, functions: summary.functions.slice(0, 15), service: summary.service.slice(0, 12) })}`);
-    if (path.basename(summary.file).startsWith('startup')) console.log(`  timeline (ms of each 100 ms window, top three):\n${profileTimeline(summary.file).join('\n')}`);
+    if (path.basename(summary.file).startsWith('startup'))
+      console.log(`  timeline (ms of each 100 ms window, top three):\n${profileTimeline(summary.file).join('\n')}`);
   }
 
   const file = writeResults(RESULTS, {
-    run: { id: RUN_ID, code, smoke: options.smoke, startedAt: new Date(started).toISOString(), seconds: options.seconds, warmupSeconds: options.warmupSeconds, connections: options.connections },
+    run: {
+      id: RUN_ID,
+      code,
+      smoke: options.smoke,
+      startedAt: new Date(started).toISOString(),
+      seconds: options.seconds,
+      warmupSeconds: options.warmupSeconds,
+      connections: options.connections,
+    },
     machine: { ...machineInfo(), before: background, after, othersMax: others },
     rows,
     correct: problems.length === 0,
@@ -119,7 +139,10 @@ async function main(options: BenchOptions): Promise<number> {
     servers: serverRecords,
   });
   const noisy = serverRecords.filter((r) => r.warnings > 0);
-  if (noisy.length) console.log(`\nServers that logged warnings: ${noisy.map((r) => `${r.label} (${r.warnings})`).join(', ')}; see "servers" in the results.`);
+  if (noisy.length)
+    console.log(
+      `\nServers that logged warnings: ${noisy.map((r) => `${r.label} (${r.warnings})`).join(', ')}; see "servers" in the results.`,
+    );
   console.log(`\nresults: ${path.relative(process.cwd(), file)}`);
   if (problems.length > 0) {
     console.error(`\n${problems.length} problem(s): answers were wrong or the bench broke:\n${problems.map((p) => `  - ${p}`).join('\n')}`);

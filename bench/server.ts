@@ -9,7 +9,10 @@ export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SERVER = path.join(ROOT, 'dist', 'server.js');
 const PROBE = path.join(ROOT, 'bench', 'probe.mjs');
 /** `node bench/floor-server.mjs <fanout|pglite>`: the floors of the notification, memory and start-up rows. */
-export const floorCommand = (mode: 'fanout' | 'pglite' | 'pg-get' | 'postgresjs-get') => [path.join(ROOT, 'bench', 'floor-server.mjs'), mode];
+export const floorCommand = (mode: 'fanout' | 'pglite' | 'pg-get' | 'postgresjs-get') => [
+  path.join(ROOT, 'bench', 'floor-server.mjs'),
+  mode,
+];
 
 export interface ServerOptions {
   /** Names the process in messages and its profile file. */

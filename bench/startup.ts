@@ -27,7 +27,12 @@ export async function startupSection({ options, profileDir }: BenchContext): Pro
   // The floor: node opening PGlite on the same folder and answering /readyz, nothing else.
   const floorTimes: number[] = [];
   for (let i = 0; i < options.startupRuns; i++) {
-    const floor = await startServer({ label: `startup-floor-${i + 1}`, command: floorCommand('pglite'), env: { DATA_DIR: dataDir }, pollMs: 5 });
+    const floor = await startServer({
+      label: `startup-floor-${i + 1}`,
+      command: floorCommand('pglite'),
+      env: { DATA_DIR: dataDir },
+      pollMs: 5,
+    });
     floorTimes.push(floor.readyMs);
     await floor.stop();
   }

@@ -41,15 +41,22 @@ export async function sweepSection({ options, profileDir }: BenchContext): Promi
   });
   labelProcess(server.pid, 'server');
   const product = await createUnlimitedProduct(server.url);
-  const service = await sweep(server, product, 's', async (step) => {
-    const pipeline = await waitForPipeline(db, undefined, 30_000);
-    expect(problems, pipeline.complete, `after ${step.ordersPerSecond} orders/s the pipeline is incomplete: ${JSON.stringify(pipeline)}`);
-  }, problems);
+  const service = await sweep(
+    server,
+    product,
+    's',
+    async (step) => {
+      const pipeline = await waitForPipeline(db, undefined, 30_000);
+      expect(problems, pipeline.complete, `after ${step.ordersPerSecond} orders/s the pipeline is incomplete: ${JSON.stringify(pipeline)}`);
+    },
+    problems,
+  );
   expect(problems, (await server.stop()) === 0, 'the server did not exit cleanly');
   await db.drop();
 
   const best = (steps: Step[]) => Math.max(0, ...steps.filter(within).map((s) => s.ordersPerSecond));
-  const describe = (steps: Step[]) => steps.map((s) => `${rate(s.ordersPerSecond)}/s p99 ${ms(s.p99)}${s.lost ? ` lost ${s.lost}` : ''}`).join(', ');
+  const describe = (steps: Step[]) =>
+    steps.map((s) => `${rate(s.ordersPerSecond)}/s p99 ${ms(s.p99)}${s.lost ? ` lost ${s.lost}` : ''}`).join(', ');
   const row: Row = {
     figure: `highest order rate with ${clients} WS clients' p99 ≤ ${TARGETS.sweepP99Ms} ms (${seconds} s per rate)`,
     value: `${rate(best(service))} orders/s (${describe(service)})`,
@@ -60,7 +67,13 @@ export async function sweepSection({ options, profileDir }: BenchContext): Promi
   };
   return { rows: [row], problems, details: { clients, seconds, service, floor } };
 
-  async function sweep(target: ServerProcess, productId: number, tag: string, after: (step: Step) => Promise<void>, stepProblems: string[]): Promise<Step[]> {
+  async function sweep(
+    target: ServerProcess,
+    productId: number,
+    tag: string,
+    after: (step: Step) => Promise<void>,
+    stepProblems: string[],
+  ): Promise<Step[]> {
     const steps: Step[] = [];
     for (const [i, ordersPerSecond] of rates.entries()) {
       const scenario: NotifyScenario = { name: `sweep ${ordersPerSecond}/s`, clients, ordersPerSecond, seconds, p99FloorFactor: Infinity };

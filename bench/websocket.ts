@@ -44,16 +44,28 @@ export interface NotifyRun {
 
 /** Connects the clients, sends the warm-up and the measured schedule, and counts what each client got. */
 export async function notifyRun(
-  server: ServerProcess, productId: number, tag: string, s: NotifyScenario, options: BenchOptions, problems: string[], { followMetrics = false } = {},
+  server: ServerProcess,
+  productId: number,
+  tag: string,
+  s: NotifyScenario,
+  options: BenchOptions,
+  problems: string[],
+  { followMetrics = false } = {},
 ): Promise<NotifyRun> {
   const ledger = new OrderLedger(tag, productId);
   const capacity = Math.ceil(s.ordersPerSecond * (options.warmupSeconds + s.seconds)) + 16;
   const fleet = await startFleet(`ws clients ${tag}`);
   try {
     const connected = await fleet.send({
-      cmd: 'connect', url: `${server.url.replace('http', 'ws')}/ws/notifications`, count: s.clients, concurrency: 100, capacity, measureFrom: Infinity,
+      cmd: 'connect',
+      url: `${server.url.replace('http', 'ws')}/ws/notifications`,
+      count: s.clients,
+      concurrency: 100,
+      capacity,
+      measureFrom: Infinity,
     });
-    if (connected.open !== s.clients) throw new Error(`only ${connected.open} of ${s.clients} WebSocket clients connected to ${server.label}`);
+    if (connected.open !== s.clients)
+      throw new Error(`only ${connected.open} of ${s.clients} WebSocket clients connected to ${server.label}`);
     await openLoopOrders(server.url, ledger, s.ordersPerSecond, options.warmupSeconds);
     await fleet.send({ cmd: 'measure-from', at: performance.timeOrigin + performance.now() });
     const queues = followMetrics ? followQueues(server.url) : undefined;
@@ -70,8 +82,23 @@ export async function notifyRun(
     expect(problems, ledger.created.size === ledger.sentCount, `${ledger.created.size} of ${ledger.sentCount} POSTs answered 201`);
     expect(problems, strays === 0, `${strays} envelopes for orders that were not created`);
     expect(problems, (report.duplicates ?? 0) === 0, `${report.duplicates} duplicate envelopes`);
-    expect(problems, (report.unexpectedCloses ?? 0) === 0 && (report.failed ?? 0) === 0, `${report.unexpectedCloses} clients closed, ${report.failed} failed to connect`);
-    return { ledger, latency: report.latency!, lost, expected, post: load.result, cpu: load.cpu, delivery, report, connectMs: connected.ms ?? NaN, queues: depths };
+    expect(
+      problems,
+      (report.unexpectedCloses ?? 0) === 0 && (report.failed ?? 0) === 0,
+      `${report.unexpectedCloses} clients closed, ${report.failed} failed to connect`,
+    );
+    return {
+      ledger,
+      latency: report.latency!,
+      lost,
+      expected,
+      post: load.result,
+      cpu: load.cpu,
+      delivery,
+      report,
+      connectMs: connected.ms ?? NaN,
+      queues: depths,
+    };
   } finally {
     await fleet.close();
   }
@@ -101,7 +128,11 @@ async function notifyScenario({ options, profileDir }: BenchContext, s: NotifySc
   const pipeline = await waitForPipeline(db, undefined, 30_000);
   const stored = await verifyOrders(db, run.ledger);
   problems.push(...run.ledger.problems.filter((p) => p.startsWith('orders table')));
-  expect(problems, stored.inFlight === 0 && stored.rows === run.ledger.created.size, `${stored.rows} orders stored for ${run.ledger.created.size} answered 201`);
+  expect(
+    problems,
+    stored.inFlight === 0 && stored.rows === run.ledger.created.size,
+    `${stored.rows} orders stored for ${run.ledger.created.size} answered 201`,
+  );
   expect(problems, pipeline.complete, `pipeline incomplete: ${JSON.stringify(pipeline)}`);
   const exit = await server.stop();
   expect(problems, exit === 0, `server exited with ${exit}`);
@@ -117,10 +148,23 @@ async function notifyScenario({ options, profileDir }: BenchContext, s: NotifySc
     pass: latency.p99 <= s.p99FloorFactor * floor.latency.p99 && lost === 0,
   };
   const describe = (r: NotifyRun) => ({
-    envelopeLatency: r.latency, lost: r.lost, expected: r.expected, post: r.post, cpu: r.cpu, delivery: r.delivery, connectMs: r.connectMs,
-    envelopesChecked: r.report.checked, received: r.report.received, worstLatencyBySecondMs: r.report.worstBySecond, queues: r.queues,
+    envelopeLatency: r.latency,
+    lost: r.lost,
+    expected: r.expected,
+    post: r.post,
+    cpu: r.cpu,
+    delivery: r.delivery,
+    connectMs: r.connectMs,
+    envelopesChecked: r.report.checked,
+    received: r.report.received,
+    worstLatencyBySecondMs: r.report.worstBySecond,
+    queues: r.queues,
   });
-  return { rows: [row], problems, details: { clients: s.clients, ordersPerSecond: s.ordersPerSecond, seconds: s.seconds, service: describe(run), floor: describe(floor) } };
+  return {
+    rows: [row],
+    problems,
+    details: { clients: s.clients, ordersPerSecond: s.ordersPerSecond, seconds: s.seconds, service: describe(run), floor: describe(floor) },
+  };
 }
 
 /** The deepest each queue got (and where it ended) while the orders came, for the table. */
@@ -172,11 +216,17 @@ async function idleMemory(server: ServerProcess, count: number, problems: string
   const before = { ...(await server.memory()), rss: server.rss() };
   const fleet = await startFleet(`idle clients ${server.label}`);
   try {
-    const connected = await measureCpu(() => fleet.send({ cmd: 'connect', url: wsUrl, count, concurrency: 200, capacity: 1, measureFrom: Infinity }));
+    const connected = await measureCpu(() =>
+      fleet.send({ cmd: 'connect', url: wsUrl, count, concurrency: 200, capacity: 1, measureFrom: Infinity }),
+    );
     await sleep(2000);
     const after = { ...(await server.memory()), rss: server.rss() };
     const status = await fleet.send({ cmd: 'status' });
-    expect(problems, connected.result.open === count && status.open === count, `${status.open} of ${count} idle clients open on ${server.label} (${connected.result.failed} failed)`);
+    expect(
+      problems,
+      connected.result.open === count && status.open === count,
+      `${status.open} of ${count} idle clients open on ${server.label} (${connected.result.failed} failed)`,
+    );
     expect(problems, (status.received ?? 0) === 0, `idle clients received ${status.received} frames from ${server.label}`);
     const per = (a: number, b: number) => (b - a) / count / 1024;
     return {
@@ -206,7 +256,13 @@ export async function memorySection({ options, profileDir }: BenchContext): Prom
   const topology = uniqueTopology();
   const server = await startServer({
     label: 'notifier-idle',
-    env: { ROLE: 'notifier', DATABASE_URL: db.url, RABBITMQ_URL, RABBITMQ_EXCHANGE: topology.exchange, RABBITMQ_CHANGELOG_QUEUE: topology.changelogQueue },
+    env: {
+      ROLE: 'notifier',
+      DATABASE_URL: db.url,
+      RABBITMQ_URL,
+      RABBITMQ_EXCHANGE: topology.exchange,
+      RABBITMQ_CHANGELOG_QUEUE: topology.changelogQueue,
+    },
     profileDir,
     probe: true,
     raiseFdLimit: true,

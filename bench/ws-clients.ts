@@ -50,8 +50,20 @@ function onEnvelope(seen: Uint8Array, buf: Buffer, start: number, end: number, a
   // A full check of a sample of envelopes; the marker alone for the rest.
   if (received % 997 === 1) {
     checked += 1;
-    const e = JSON.parse(buf.toString('utf8', start, end)) as { type?: string; schema_version?: number; sequence?: number; order_id?: number; order?: { id?: number; client_name?: string } };
-    if (e.type !== 'order.created' || e.schema_version !== 1 || e.sequence !== 1 || e.order?.id !== e.order_id || !e.order?.client_name?.startsWith(`Bench client ${seq} @`)) {
+    const e = JSON.parse(buf.toString('utf8', start, end)) as {
+      type?: string;
+      schema_version?: number;
+      sequence?: number;
+      order_id?: number;
+      order?: { id?: number; client_name?: string };
+    };
+    if (
+      e.type !== 'order.created' ||
+      e.schema_version !== 1 ||
+      e.sequence !== 1 ||
+      e.order?.id !== e.order_id ||
+      !e.order?.client_name?.startsWith(`Bench client ${seq} @`)
+    ) {
       problem(`unexpected envelope ${buf.toString('utf8', start, Math.min(end, start + 300))}`);
     }
   }
@@ -109,7 +121,12 @@ function openOne(url: string, capacity: number): Promise<Socket | undefined> {
   return new Promise((resolve) => {
     const req = request(url.replace(/^ws/, 'http'), {
       agent: false,
-      headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': randomBytes(16).toString('base64') },
+      headers: {
+        Connection: 'Upgrade',
+        Upgrade: 'websocket',
+        'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
+      },
     });
     req.once('error', () => resolve(undefined));
     req.once('response', (res) => {
@@ -178,7 +195,15 @@ async function handle(command: FleetCommand): Promise<FleetReply> {
       return { open: sockets.size, received, unexpectedCloses };
     case 'report':
       return {
-        open: sockets.size, failed, unexpectedCloses, received, duplicates, checked, problems, latency: latencies.summary(), perSeq: Array.from(perSeq),
+        open: sockets.size,
+        failed,
+        unexpectedCloses,
+        received,
+        duplicates,
+        checked,
+        problems,
+        latency: latencies.summary(),
+        perSeq: Array.from(perSeq),
         worstBySecond: worstBySecond(),
       };
     case 'close':

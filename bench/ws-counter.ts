@@ -21,7 +21,13 @@ export async function openCountingClient(url: string, ledger: OrderLedger): Prom
   ws.on('message', (data) => {
     const text = String(data);
     try {
-      const e = JSON.parse(text) as { type?: string; schema_version?: number; sequence?: number; order_id?: number; order?: { id?: number; client_email?: string } };
+      const e = JSON.parse(text) as {
+        type?: string;
+        schema_version?: number;
+        sequence?: number;
+        order_id?: number;
+        order?: { id?: number; client_email?: string };
+      };
       const seq = ledger.seqOf(e.order?.client_email ?? '');
       if (e.type !== 'order.created' || e.schema_version !== 1 || e.sequence !== 1 || seq === undefined || e.order?.id !== e.order_id) {
         return problem(`unexpected envelope ${text.slice(0, 300)}`);

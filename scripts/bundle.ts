@@ -10,8 +10,16 @@ import { pathToFileURL } from 'node:url';
  * and ws's optional native add-ons (each loaded inside a try; bundled, their prebuilt binaries would not be found).
  */
 export const EXTERNAL = [
-  '@electric-sql/pglite', 'drizzle-orm/pglite', 'drizzle-orm/pglite/*', '@fastify/swagger-ui', 'mongodb', 'amqplib', 'pino-pretty',
-  'pg-native', 'bufferutil', 'utf-8-validate',
+  '@electric-sql/pglite',
+  'drizzle-orm/pglite',
+  'drizzle-orm/pglite/*',
+  '@fastify/swagger-ui',
+  'mongodb',
+  'amqplib',
+  'pino-pretty',
+  'pg-native',
+  'bufferutil',
+  'utf-8-validate',
 ];
 
 export const BUNDLE_OPTIONS: BuildOptions = {

@@ -53,7 +53,15 @@ export function scoreOf(file: string, mutants: readonly Mutant[]): FileScore {
   const survived = count('Survived');
   const noCoverage = count('NoCoverage');
   const valid = killed + timeout + survived + noCoverage;
-  return { file, killed, timeout, survived, noCoverage, invalid: mutants.length - valid, score: valid === 0 ? Number.NaN : ((killed + timeout) / valid) * 100 };
+  return {
+    file,
+    killed,
+    timeout,
+    survived,
+    noCoverage,
+    invalid: mutants.length - valid,
+    score: valid === 0 ? Number.NaN : ((killed + timeout) / valid) * 100,
+  };
 }
 
 export interface Plan {
@@ -68,16 +76,25 @@ export interface Plan {
 export function planRun(argv: readonly string[], committed: (group: Group) => boolean): Plan {
   const groupArg = argv.find((a) => a.startsWith('--group='));
   const known = new Set(['--full', '--update-baseline', '--committed']);
-  for (const arg of argv) if (!known.has(arg) && arg !== groupArg) throw new Error(`unknown argument ${arg}: use --group=a,b, --full, --update-baseline, --committed`);
+  for (const arg of argv)
+    if (!known.has(arg) && arg !== groupArg)
+      throw new Error(`unknown argument ${arg}: use --group=a,b, --full, --update-baseline, --committed`);
   const names = groupArg?.slice('--group='.length).split(',');
   const unknown = names?.filter((n) => !GROUPS.some((g) => g.name === n)) ?? [];
   if (unknown.length) throw new Error(`unknown group ${unknown.join(', ')}: the groups are ${GROUPS.map((g) => g.name).join(', ')}`);
   const chosen = names ? GROUPS.filter((g) => names.includes(g.name)) : GROUPS;
   const onlyCommitted = argv.includes('--committed');
-  if (onlyCommitted && argv.includes('--full')) throw new Error('--committed starts from the committed results; --full ignores them: use one or the other');
+  if (onlyCommitted && argv.includes('--full'))
+    throw new Error('--committed starts from the committed results; --full ignores them: use one or the other');
   const groups = onlyCommitted ? chosen.filter(committed) : chosen;
-  if (groups.length === 0) throw new Error('no group to run: --committed found no committed result (test/mutation/<group>.json) among the groups chosen');
-  return { groups, skipped: chosen.filter((g) => !groups.includes(g)), full: argv.includes('--full'), updateBaseline: argv.includes('--update-baseline') };
+  if (groups.length === 0)
+    throw new Error('no group to run: --committed found no committed result (test/mutation/<group>.json) among the groups chosen');
+  return {
+    groups,
+    skipped: chosen.filter((g) => !groups.includes(g)),
+    full: argv.includes('--full'),
+    updateBaseline: argv.includes('--update-baseline'),
+  };
 }
 
 /** Where a group's result is kept: committed (CI runs the group) only once every file reaches the threshold. */
@@ -86,7 +103,10 @@ export function resultKind(scores: readonly FileScore[]): 'committed' | 'pending
 }
 
 /** Source by path (relative to the root) of every file the globs match. */
-export function sourcesOf(globs: readonly string[], read: (file: string) => string = (f) => readFileSync(path.join(ROOT, f), 'utf8')): Map<string, string> {
+export function sourcesOf(
+  globs: readonly string[],
+  read: (file: string) => string = (f) => readFileSync(path.join(ROOT, f), 'utf8'),
+): Map<string, string> {
   const files = [...new Set(globs.flatMap((glob) => globSync(glob, { cwd: ROOT })))].sort();
   return new Map(files.map((file) => [file, read(file)]));
 }
@@ -117,7 +137,9 @@ function runGroup(group: Group, full: boolean): Report {
     const recorded = JSON.parse(readFileSync(baseline, 'utf8')) as Report;
     const changed = changedSince(recorded, sourcesOf(group.mutate), sourcesOf(group.tests));
     if (changed.length === 0) {
-      console.log(`mutation group ${group.name}: its files and tests are as ${path.relative(ROOT, baseline)} recorded them; its result stands (Stryker not run)`);
+      console.log(
+        `mutation group ${group.name}: its files and tests are as ${path.relative(ROOT, baseline)} recorded them; its result stands (Stryker not run)`,
+      );
       return recorded;
     }
     console.log(`mutation group ${group.name}: changed since ${path.relative(ROOT, baseline)}: ${changed.join(', ')}`);
@@ -126,8 +148,15 @@ function runGroup(group: Group, full: boolean): Report {
   const run = spawnSync(
     'npx',
     [
-      'stryker', 'run', 'stryker.config.mjs', '--mutate', group.mutate.join(','), '--incrementalFile', path.relative(ROOT, incremental),
-      ...(group.ignoreStatic ? ['--ignoreStatic'] : []), ...(full ? ['--force'] : []),
+      'stryker',
+      'run',
+      'stryker.config.mjs',
+      '--mutate',
+      group.mutate.join(','),
+      '--incrementalFile',
+      path.relative(ROOT, incremental),
+      ...(group.ignoreStatic ? ['--ignoreStatic'] : []),
+      ...(full ? ['--force'] : []),
     ],
     { cwd: ROOT, stdio: 'inherit', env: { ...process.env, MUTATION_TESTS: group.tests.join(','), MUTATION_GROUP: group.name } },
   );
@@ -138,12 +167,17 @@ function runGroup(group: Group, full: boolean): Report {
 
 export function renderScores(scores: readonly FileScore[]): string {
   const header = '| file | score | killed | timeout | survived | no coverage | not compiled |';
-  const rows = scores.map((s) => `| \`${s.file}\` | ${Number.isNaN(s.score) ? '–' : `${s.score.toFixed(1)}%`} | ${s.killed} | ${s.timeout} | ${s.survived} | ${s.noCoverage} | ${s.invalid} |`);
+  const rows = scores.map(
+    (s) =>
+      `| \`${s.file}\` | ${Number.isNaN(s.score) ? '–' : `${s.score.toFixed(1)}%`} | ${s.killed} | ${s.timeout} | ${s.survived} | ${s.noCoverage} | ${s.invalid} |`,
+  );
   return [header, '|---|---|---|---|---|---|---|', ...rows].join('\n');
 }
 
 function main(): void {
-  const { groups, skipped, full, updateBaseline } = planRun(process.argv.slice(2), (g) => existsSync(path.join(BASELINES, `${g.name}.json`)));
+  const { groups, skipped, full, updateBaseline } = planRun(process.argv.slice(2), (g) =>
+    existsSync(path.join(BASELINES, `${g.name}.json`)),
+  );
   if (skipped.length) {
     const names = skipped.map((g) => g.name).join(',');
     console.log(`groups without a committed result, not run here: ${names} (run them with npm run test:mutation -- --group=${names})`);
@@ -158,7 +192,9 @@ function main(): void {
       mkdirSync(path.dirname(resultPath(group, kind)), { recursive: true });
       copyFileSync(path.join(REPORTS, `${group.name}-incremental.json`), resultPath(group, kind));
       if (kind === 'committed') rmSync(resultPath(group, 'pending'), { force: true });
-      console.log(`mutation group ${group.name}: result written to ${path.relative(ROOT, resultPath(group, kind))}${kind === 'pending' ? ' (a file is below the threshold, so CI does not run this group yet)' : ''}`);
+      console.log(
+        `mutation group ${group.name}: result written to ${path.relative(ROOT, resultPath(group, kind))}${kind === 'pending' ? ' (a file is below the threshold, so CI does not run this group yet)' : ''}`,
+      );
     }
   }
   scores.sort((a, b) => a.file.localeCompare(b.file));

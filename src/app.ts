@@ -58,7 +58,11 @@ export const ROUTE_PREREQUISITES = [
 
 /** A route plugin as `buildApp` registers it: still encapsulated, named, and after ROUTE_PREREQUISITES. */
 export function routes<Options extends object>(name: string, plugin: FastifyPluginAsync<Options>): FastifyPluginAsync<Options> {
-  return fp((instance: FastifyInstance, options: Options) => plugin(instance, options), { name, dependencies: ROUTE_PREREQUISITES, encapsulate: true });
+  return fp((instance: FastifyInstance, options: Options) => plugin(instance, options), {
+    name,
+    dependencies: ROUTE_PREREQUISITES,
+    encapsulate: true,
+  });
 }
 
 /** Wires the HTTP parts; it opens nothing itself, so tests build it around whatever they need. */
@@ -95,14 +99,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const keysOn = deps.security.keys.full.length + deps.security.keys.read.length > 0;
 
   await app.register(fastifySwagger, openApiOptions(keysOn));
-  await app.register(routes('docs', async (docs) => {
-    // Everything registered here is public: the interactive docs, their files and the OpenAPI document.
-    docs.addHook('onRoute', (route) => {
-      route.config = { ...route.config, access: 'public' };
-    });
-    await docs.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: DOCS_CSP });
-    docs.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
-  }));
+  await app.register(
+    routes('docs', async (docs) => {
+      // Everything registered here is public: the interactive docs, their files and the OpenAPI document.
+      docs.addHook('onRoute', (route) => {
+        route.config = { ...route.config, access: 'public' };
+      });
+      await docs.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: DOCS_CSP });
+      docs.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
+    }),
+  );
 
   await app.register(routes('health-routes', healthRoutes), { checks: deps.readiness });
   if (deps.metrics) await app.register(httpMetrics, { metrics: deps.metrics });

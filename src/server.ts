@@ -23,7 +23,9 @@ async function main(): Promise<void> {
     host: config.HOST,
     port: config.PORT,
     databaseUrl: config.DATABASE_URL,
-    databaseSetting: process.env.DATABASE_URL ? 'DATABASE_URL' : 'DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, DATABASE_USER and DATABASE_PASSWORD',
+    databaseSetting: process.env.DATABASE_URL
+      ? 'DATABASE_URL'
+      : 'DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, DATABASE_USER and DATABASE_PASSWORD',
   };
   const logger = pino(loggerOptions({ level: config.LOG_LEVEL, secrets: [...config.apiKeys, ...config.readKeys] }), await logDestination());
   const service = await startService(config, { logger });
@@ -31,7 +33,10 @@ async function main(): Promise<void> {
     await service.stop();
     throw error;
   });
-  logger.info({ role: config.ROLE, database: service.db.kind, broker: config.RABBITMQ_URL ? 'rabbitmq' : 'in-process' }, `order service listening on ${address}`);
+  logger.info(
+    { role: config.ROLE, database: service.db.kind, broker: config.RABBITMQ_URL ? 'rabbitmq' : 'in-process' },
+    `order service listening on ${address}`,
+  );
 
   let stopping = false;
   const stop = async (signal: string) => {

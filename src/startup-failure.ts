@@ -43,7 +43,10 @@ function listenFailure(failure: Failure, { host, port }: StartupContext): string
       return `cannot listen on ${where}: permission denied (ports below 1024 need privileges); set PORT to 1024 or above`;
     case 'EADDRNOTAVAIL':
     case 'ENOTFOUND':
-      return `cannot listen on ${where}: ${host} is not an address of this machine; set HOST to one of its addresses (127.0.0.1 for this machine only)`;
+      return (
+        `cannot listen on ${where}: ${host} is not an address of this machine; ` +
+        'set HOST to one of its addresses (127.0.0.1 for this machine only)'
+      );
     default:
       return `cannot listen on ${where} (${failure.code ?? failure.message}); check HOST and PORT`;
   }
@@ -59,7 +62,8 @@ function isDatabaseFailure(failure: Failure): boolean {
 
 function databaseFailure(failure: Failure, { databaseUrl, databaseSetting }: StartupContext): string {
   const url = new URL(databaseUrl!);
-  const shown = `${url.protocol}//${url.username ? `${decodeURIComponent(url.username)}${url.password ? ':***' : ''}@` : ''}${url.host}${url.pathname}`;
+  const user = url.username ? `${decodeURIComponent(url.username)}${url.password ? ':***' : ''}@` : '';
+  const shown = `${url.protocol}//${user}${url.host}${url.pathname}`;
   const name = decodeURIComponent(url.pathname.slice(1));
   switch (failure.code) {
     case '3D000':

@@ -44,7 +44,11 @@ export function createMongoChangeLog(options: { url: string; database: string; t
   const timeoutMS = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const writeTimeoutMs = options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
   // The socket timeout closes a connection whose server stopped answering mid-operation, so it is not held for good.
-  const client = new MongoClient(options.url, { serverSelectionTimeoutMS: timeoutMS, connectTimeoutMS: timeoutMS, socketTimeoutMS: writeTimeoutMs });
+  const client = new MongoClient(options.url, {
+    serverSelectionTimeoutMS: timeoutMS,
+    connectTimeoutMS: timeoutMS,
+    socketTimeoutMS: writeTimeoutMs,
+  });
   const db = client.db(options.database);
   let connecting: Promise<unknown> | undefined;
   const store: ChangeStore = {
@@ -98,9 +102,15 @@ export function changeLogOn(store: ChangeStore, readTimeoutMs = DEFAULT_TIMEOUT_
     },
     async history(orderId, createdAt) {
       try {
-        // The driver takes a `timeoutMS` but does not enforce it: a server that stops answering after the handshake would hold the read for good.
+        // The driver takes a `timeoutMS` but does not enforce it: a server that stops answering after the
+        // handshake would hold the read for good.
         const documents = await withDeadline(
-          store.connect().then(() => collection.find({ order_id: orderId, ...(createdAt === undefined ? {} : { 'order.created_at': createdAt }) }).sort({ sequence: 1 }).toArray()),
+          store.connect().then(() =>
+            collection
+              .find({ order_id: orderId, ...(createdAt === undefined ? {} : { 'order.created_at': createdAt }) })
+              .sort({ sequence: 1 })
+              .toArray(),
+          ),
           readTimeoutMs,
         );
         return envelopeJson(documents.map(({ _id, ...rest }) => ({ id: _id, ...rest })));
@@ -110,7 +120,10 @@ export function changeLogOn(store: ChangeStore, readTimeoutMs = DEFAULT_TIMEOUT_
     },
     async state() {
       try {
-        await withDeadline(store.connect().then(() => store.ping()), readTimeoutMs);
+        await withDeadline(
+          store.connect().then(() => store.ping()),
+          readTimeoutMs,
+        );
         return 'up';
       } catch (error) {
         return `down: ${error instanceof Error ? error.message : String(error)}`;
@@ -139,9 +152,11 @@ export function writtenDespiteDuplicates(error: unknown, batchSize: number): num
 /** Errors that mean MongoDB cannot answer now, as opposed to a request it refuses or a bug. */
 export function isUnavailable(error: unknown): boolean {
   if (error instanceof DeadlineError) return true;
-  if (error instanceof MongoNetworkError || error instanceof MongoServerSelectionError || error instanceof MongoOperationTimeoutError) return true;
+  if (error instanceof MongoNetworkError || error instanceof MongoServerSelectionError || error instanceof MongoOperationTimeoutError)
+    return true;
   // The client closed under the request, at shutdown.
-  if (error instanceof MongoTopologyClosedError || error instanceof MongoClientClosedError || error instanceof MongoNotConnectedError) return true;
+  if (error instanceof MongoTopologyClosedError || error instanceof MongoClientClosedError || error instanceof MongoNotConnectedError)
+    return true;
   return error instanceof MongoServerError && typeof error.code === 'number' && UNAVAILABLE_CODES.has(error.code);
 }
 

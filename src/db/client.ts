@@ -55,7 +55,10 @@ export interface PostgresTimeouts {
   queryMs: number;
   /** Server side (`statement_timeout`): the server cancels a statement running longer; 0 leaves the server's setting. */
   statementMs: number;
-  /** Server side (`idle_in_transaction_session_timeout`): a transaction whose client went quiet ends and frees its locks; 0 leaves the server's setting. */
+  /**
+   * Server side (`idle_in_transaction_session_timeout`): a transaction whose client went quiet ends and
+   * frees its locks; 0 leaves the server's setting.
+   */
   idleInTransactionMs: number;
 }
 
@@ -109,7 +112,9 @@ async function openPglite(dataDir: string | undefined, image: Blob | undefined):
     drizzle: drizzlePglite(client, { schema }) as unknown as Drizzle,
     query: run,
     transaction: (fn) =>
-      client.transaction((tx) => fn({ query: async <T>(text: string, params: readonly unknown[] = []) => (await tx.query<T>(text, params as unknown[])).rows })),
+      client.transaction((tx) =>
+        fn({ query: async <T>(text: string, params: readonly unknown[] = []) => (await tx.query<T>(text, params as unknown[])).rows }),
+      ),
     // One process owns an embedded database (the data folder is locked), so its session is the database.
     session: async () => ({ query: run, listen: async () => {}, release: () => {}, lost: new Promise<never>(() => {}) }),
     ping: async () => {

@@ -32,8 +32,9 @@ export class DataDirLockedError extends ConfigError {
     lockPath: string,
   ) {
     const here = holder.host === hostname();
+    const where = here ? '' : ` on host ${holder.host}`;
     super(
-      `DATA_DIR=${dataDir} is in use by another order service process (pid ${holder.pid}${here ? '' : ` on host ${holder.host}`}, since ${holder.since}): ` +
+      `DATA_DIR=${dataDir} is in use by another order service process (pid ${holder.pid}${where}, since ${holder.since}): ` +
         `stop it or set DATA_DIR to another folder${here ? '' : `; if that process is gone, delete ${lockPath}`}`,
     );
   }
@@ -60,7 +61,13 @@ type Takeover = { kind: 'taken' } | { kind: 'changed' } | { kind: 'busy'; breake
 export async function lockDataDir(dataDir: string, options: LockOptions = {}): Promise<DataDirLock> {
   mkdirSync(dataDir, { recursive: true });
   const lockPath = path.join(dataDir, LOCK_FILE);
-  const me: LockHolder = { pid: process.pid, started: startTime(process.pid), host: hostname(), token: randomUUID(), since: new Date().toISOString() };
+  const me: LockHolder = {
+    pid: process.pid,
+    started: startTime(process.pid),
+    host: hostname(),
+    token: randomUUID(),
+    since: new Date().toISOString(),
+  };
   const deadline = Date.now() + (options.waitMs ?? 5000);
   for (;;) {
     if (createExclusive(lockPath, me)) break;

@@ -38,7 +38,9 @@ type Inspectable = { code?: unknown; severity?: unknown; message?: unknown; caus
 
 /** The fault behind `error`, or undefined when it is not one of a database that a retry may cure. */
 export function databaseFaultOf(error: unknown): DatabaseFault | undefined {
-  return (innermostFirst(error).map(faultOfOne).find((fault) => fault !== undefined)) as DatabaseFault | undefined;
+  return innermostFirst(error)
+    .map(faultOfOne)
+    .find((fault) => fault !== undefined) as DatabaseFault | undefined;
 }
 
 /** The SQLSTATE of the innermost server error in `error`'s chain, for logs that must not carry a statement's parameters. */

@@ -24,7 +24,12 @@ export async function migrate(db: Database): Promise<void> {
   // The lock must be held on the connection the migrator uses, so take a dedicated one. A migration
   // may rewrite a big table, and the second instance waits for the first: no statement timeouts here.
   const { options } = (db.drizzle as unknown as { $client: pg.Pool }).$client;
-  const client = new pg.Client({ ...options, query_timeout: undefined, statement_timeout: undefined, idle_in_transaction_session_timeout: undefined });
+  const client = new pg.Client({
+    ...options,
+    query_timeout: undefined,
+    statement_timeout: undefined,
+    idle_in_transaction_session_timeout: undefined,
+  });
   // A lost connection fails the statement in progress; unheard, its 'error' event would end the process.
   client.on('error', () => undefined);
   await client.connect();

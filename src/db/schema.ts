@@ -22,7 +22,9 @@ export const orders = pgTable(
   'orders',
   {
     id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
-    productId: integer('product_id').notNull().references(() => products.id),
+    productId: integer('product_id')
+      .notNull()
+      .references(() => products.id),
     quantity: integer('quantity').notNull(),
     clientName: text('client_name').notNull(),
     clientEmail: text('client_email').notNull(),
@@ -53,7 +55,9 @@ export const outbox = pgTable(
   'outbox',
   {
     position: bigint('position', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
-    xid: xid8('xid').notNull().default(sql`pg_current_xact_id()`),
+    xid: xid8('xid')
+      .notNull()
+      .default(sql`pg_current_xact_id()`),
     eventId: uuid('event_id').notNull(),
     orderId: bigint('order_id', { mode: 'number' }).notNull(),
     sequence: integer('sequence').notNull(),

@@ -2,7 +2,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import { DECIMAL_PLACES, MONEY_DECIMALS } from '../http/money.js';
 
 /** Money as this API writes it: a JSON number with exactly two decimals (`200.00`). */
-const Money = (description: string) => Type.Number({ [DECIMAL_PLACES]: MONEY_DECIMALS, description: `${description}; written with exactly two decimals` });
+const Money = (description: string) =>
+  Type.Number({ [DECIMAL_PLACES]: MONEY_DECIMALS, description: `${description}; written with exactly two decimals` });
 
 export const ORDER_STATUSES = ['Pending', 'Confirmed', 'Shipped', 'Delivered', 'Cancelled'] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];

@@ -1,4 +1,7 @@
-/** A place in the order event log (src/outbox/store.ts says why this order is exact): the writing transaction's xid8, then the row's position. */
+/**
+ * A place in the order event log (src/outbox/store.ts says why this order is exact): the writing
+ * transaction's xid8, then the row's position.
+ */
 export interface LogPosition {
   readonly xid: string;
   readonly position: number;

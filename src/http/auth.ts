@@ -72,9 +72,12 @@ const digest = (value: string) => createHash('sha256').update(value).digest();
  * anyone, others a key whose scope covers the route. Keys are compared as digests, in constant time.
  */
 export function installAuth(app: FastifyInstance, keys: ApiKeys): void {
-  const known = [...keys.full.map((k) => ({ digest: digest(k), scope: 'write' as const })), ...keys.read.map((k) => ({ digest: digest(k), scope: 'read' as const }))];
+  const known = [
+    ...keys.full.map((k) => ({ digest: digest(k), scope: 'write' as const })),
+    ...keys.read.map((k) => ({ digest: digest(k), scope: 'read' as const })),
+  ];
   app.decorateRequest('principal', 'open');
-  // Stryker disable next-line StringLiteral: with no keys the scope is only ever compared with 'none' (readiness detail); any other word answers the same
+  // Stryker disable next-line StringLiteral: with no keys, the scope is only compared with 'none'
   app.decorateRequest('scope', 'write');
   if (known.length === 0) return;
 
@@ -87,7 +90,7 @@ export function installAuth(app: FastifyInstance, keys: ApiKeys): void {
     const presented = key === undefined ? undefined : digest(key);
     let scope: Scope | undefined;
     for (const k of known) if (presented && timingSafeEqual(k.digest, presented)) scope = k.scope;
-    // Stryker disable next-line StringLiteral: a caller without a valid key is refused before any route reads its principal; callerOf counts it by address
+    // Stryker disable next-line StringLiteral: a caller without a valid key is refused before its principal is read
     request.principal = scope && presented ? presented.subarray(0, 8).toString('hex') : 'anonymous';
     request.scope = scope ?? 'none';
     if (access === 'public') return done();

@@ -24,7 +24,15 @@ const NOT_READY_RETRY_SECONDS = 5;
 export const healthRoutes: FastifyPluginAsync<{ checks: Record<string, ReadinessCheck> }> = async (app, { checks }) => {
   app.get(
     '/healthz',
-    { config: probe, schema: { tags: ['health'], summary: 'The process is alive', security: [], response: { 200: Type.Object({ status: Type.Literal('ok') }) } } },
+    {
+      config: probe,
+      schema: {
+        tags: ['health'],
+        summary: 'The process is alive',
+        security: [],
+        response: { 200: Type.Object({ status: Type.Literal('ok') }) },
+      },
+    },
     async () => ({ status: 'ok' }),
   );
 
@@ -43,7 +51,10 @@ export const healthRoutes: FastifyPluginAsync<{ checks: Record<string, Readiness
         response: {
           200: Readiness,
           // Not ready, or (as problem+json) the instance is shutting down.
-          503: { description: 'Not ready', content: { 'application/json': { schema: Readiness }, 'application/problem+json': { schema: { $ref: 'Problem' } } } },
+          503: {
+            description: 'Not ready',
+            content: { 'application/json': { schema: Readiness }, 'application/problem+json': { schema: { $ref: 'Problem' } } },
+          },
         },
       },
     },
@@ -51,7 +62,9 @@ export const healthRoutes: FastifyPluginAsync<{ checks: Record<string, Readiness
       const results = await Promise.all(
         Object.entries(checks).map(async ([name, c]) => {
           const state = await Promise.race([
-            Promise.resolve().then(c.check).catch((e: unknown) => `down: ${e instanceof Error ? e.message : String(e)}`),
+            Promise.resolve()
+              .then(c.check)
+              .catch((e: unknown) => `down: ${e instanceof Error ? e.message : String(e)}`),
             new Promise<string>((resolve) => setTimeout(resolve, 2000, 'down: no answer within 2 s').unref()),
           ]);
           return [name, state, !c.critical || state === 'up' || (c.acceptable ?? []).includes(state)] as const;
@@ -62,7 +75,9 @@ export const healthRoutes: FastifyPluginAsync<{ checks: Record<string, Readiness
       const shown = (state: string) => (request.scope !== 'none' ? state : state === 'up' ? 'up' : 'down');
       // Like every 503, it says when to ask again: probes have their own period, other callers need one.
       if (!ready) reply.header('retry-after', String(NOT_READY_RETRY_SECONDS));
-      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results.map(([n, s]) => [n, shown(s)])) });
+      return reply
+        .code(ready ? 200 : 503)
+        .send({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results.map(([n, s]) => [n, shown(s)])) });
     },
   );
 };

@@ -35,7 +35,11 @@ export function parseJsonBody(raw: Buffer): unknown {
     throw new ApiError('malformed_json', `The body is not valid JSON: ${(error as Error).message}`);
   }
   const inexact = firstInexactNumber(text);
-  if (inexact) throw refused(fieldAt(text.slice(0, inexact.index)), `is ${inexact.literal}, which cannot be read exactly as written (too many digits, or too small or too large)`);
+  if (inexact)
+    throw refused(
+      fieldAt(text.slice(0, inexact.index)),
+      `is ${inexact.literal}, which cannot be read exactly as written (too many digits, or too small or too large)`,
+    );
   // Only an escape (\ud800) can make an unpaired surrogate: the bytes were checked above. The test only spares the walk.
   // Stryker disable next-line ConditionalExpression: walking a body without such an escape finds nothing, so `true` answers the same
   if (/\\u[dD][89a-fA-F]/.test(text)) {
@@ -55,7 +59,7 @@ const STRING_OR_NUMBER = /"[^"\\]*(?:\\.[^"\\]*)*"|(-?\d[\d.eE+-]*)/g;
 
 function firstInexactNumber(text: string): { index: number; literal: string } | undefined {
   STRING_OR_NUMBER.lastIndex = 0;
-  for (let match; (match = STRING_OR_NUMBER.exec(text)) !== null; ) {
+  for (let match; (match = STRING_OR_NUMBER.exec(text)) !== null;) {
     const literal = match[1];
     if (literal === undefined || isExact(literal)) continue;
     return { index: match.index, literal };
@@ -82,7 +86,7 @@ function canonical(decimal: string): string {
 /** Byte offset of the first byte that does not belong to a well-formed UTF-8 sequence. */
 function firstInvalidUtf8(bytes: Buffer): number {
   // Stryker disable next-line EqualityOperator: at i = bytes.length there is no byte, so the sequence is empty and valid, and the loop ends
-  for (let i = 0; i < bytes.length; ) {
+  for (let i = 0; i < bytes.length;) {
     // The length the first byte announces. A byte that cannot begin a sequence (0x80-0xc1, 0xf5-0xff) and a
     // sequence cut short by the end of the body fail the check.
     const b = bytes[i]!;
@@ -103,7 +107,7 @@ function fieldAt(text: string): string {
   // Stryker disable next-line BooleanLiteral: only read inside an object, and `{` sets it
   let expectKey = false;
   TOKEN.lastIndex = 0;
-  for (let match; (match = TOKEN.exec(text)) !== null; ) {
+  for (let match; (match = TOKEN.exec(text)) !== null;) {
     const token = match[0];
     const inObject = typeof path.at(-1) === 'string';
     if (token === '{' || token === '[') {

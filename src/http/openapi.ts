@@ -36,7 +36,11 @@ export function openApiOptions(keysOn: boolean): FastifyDynamicSwaggerOptions {
     openapi: {
       info: { title: 'Order Processing Service', version: '1.0.0', description: DESCRIPTION },
       components: keysOn
-        ? { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A key from API_KEYS, or from API_READ_KEYS to read only' } } }
+        ? {
+            securitySchemes: {
+              bearer: { type: 'http', scheme: 'bearer', description: 'A key from API_KEYS, or from API_READ_KEYS to read only' },
+            },
+          }
         : {},
       security: keysOn ? [{ bearer: [] }] : [],
     },

@@ -12,7 +12,10 @@ export const PROBLEM_JSON = 'application/problem+json';
 export function sendProblem(reply: FastifyReply, error: ApiError): FastifyReply {
   const retryAfter = RETRY_AFTER_SECONDS[error.code];
   if (retryAfter !== undefined && !reply.hasHeader('retry-after')) reply.header('retry-after', String(retryAfter));
-  return reply.code(error.status).type(PROBLEM_JSON).send(JSON.stringify(toProblem(error, reply.request.url.split('?')[0])));
+  return reply
+    .code(error.status)
+    .type(PROBLEM_JSON)
+    .send(JSON.stringify(toProblem(error, reply.request.url.split('?')[0])));
 }
 
 /** Hears every database failure a request ran into, classified; it logs them once per episode. */
@@ -35,7 +38,12 @@ export function installErrorHandling(app: FastifyInstance, reportFault?: Databas
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const apiError = toApiError(error, report);
     if (error instanceof DependencyUnavailableError) {
-      episodes.failed(`${error.dependency} unavailable`, { error: loggableError(error) }, `requests fail: the ${error.dependency} is unavailable`, 'warn');
+      episodes.failed(
+        `${error.dependency} unavailable`,
+        { error: loggableError(error) },
+        `requests fail: the ${error.dependency} is unavailable`,
+        'warn',
+      );
     } else if (apiError.code === 'internal_error') {
       request.log.error({ error: loggableError(error) }, 'request failed');
     }
@@ -82,16 +90,24 @@ const FAULT_ERRORS: Record<DatabaseFault, [ErrorCode, string]> = {
 
 function toApiError(error: FastifyError, report: DatabaseFaultReporter): ApiError {
   if (error instanceof ApiError) return error;
-  if (error instanceof DependencyUnavailableError) return new ApiError('service_unavailable', `The ${error.dependency} is not reachable; retry shortly.`);
+  if (error instanceof DependencyUnavailableError)
+    return new ApiError('service_unavailable', `The ${error.dependency} is not reachable; retry shortly.`);
   if (error.validation) {
     const context = error.validationContext ?? 'body';
     const errors = fieldErrors(error.validation as never, context);
-    return new ApiError('validation_failed', `Invalid ${context === 'querystring' ? 'query' : context}: ${errors.map((e) => `${e.field} ${e.message}`).join('; ')}.`, errors);
+    return new ApiError(
+      'validation_failed',
+      `Invalid ${context === 'querystring' ? 'query' : context}: ${errors.map((e) => `${e.field} ${e.message}`).join('; ')}.`,
+      errors,
+    );
   }
   switch (error.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new ApiError('malformed_json', error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ? 'The body is empty.' : `The body is not valid JSON: ${error.message}`);
+      return new ApiError(
+        'malformed_json',
+        error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ? 'The body is empty.' : `The body is not valid JSON: ${error.message}`,
+      );
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new ApiError('payload_too_large', 'The body is larger than this API accepts.');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
@@ -116,8 +132,10 @@ function toApiError(error: FastifyError, report: DatabaseFaultReporter): ApiErro
  */
 export function answerFrameworkError(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
   const path = reply.request.url.split('?')[0];
-  if (error.code === 'FST_ERR_BAD_URL') void sendProblem(reply, new ApiError('bad_url', `The path ${path} has a %-escape that is not UTF-8.`));
-  else if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') void sendProblem(reply, new ApiError('uri_too_long', 'A path segment is longer than 100 characters.'));
+  if (error.code === 'FST_ERR_BAD_URL')
+    void sendProblem(reply, new ApiError('bad_url', `The path ${path} has a %-escape that is not UTF-8.`));
+  else if (error.code === 'FST_ERR_MAX_PARAM_LENGTH')
+    void sendProblem(reply, new ApiError('uri_too_long', 'A path segment is longer than 100 characters.'));
   else void sendProblem(reply, new ApiError('internal_error', 'Something went wrong on our side; it has been logged.'));
 }
 

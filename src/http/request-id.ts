@@ -31,7 +31,13 @@ export function installRequestIds(app: FastifyInstance): void {
     // The line's fields are only worked out when the line is written (the bench runs at warn).
     if (logsInfo(request.log)) {
       request.log.info(
-        { method: request.method, path: request.url.split('?')[0], route: request.routeOptions.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 },
+        {
+          method: request.method,
+          path: request.url.split('?')[0],
+          route: request.routeOptions.url,
+          status: reply.statusCode,
+          ms: Math.round(reply.elapsedTime * 10) / 10,
+        },
         'request answered',
       );
     }

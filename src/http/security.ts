@@ -29,7 +29,10 @@ export function securityOptions(config: Config): SecurityOptions {
 }
 
 /** The policy for everything but /docs, which sets its own: JSON answers need no sources at all. */
-const API_CSP = { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"], baseUri: ["'none'"], formAction: ["'none'"] } };
+const API_CSP = {
+  useDefaults: false,
+  directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"], baseUri: ["'none'"], formAction: ["'none'"] },
+};
 
 /**
  * Swagger UI's files are all served from /docs with no inline script or style. No upgrade-insecure-requests:
@@ -131,7 +134,16 @@ function corsFor(origins: readonly string[]) {
     origin: [...origins],
     methods: ['GET', 'HEAD', 'POST', 'PATCH'],
     allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'If-Match', 'X-Request-Id'],
-    exposedHeaders: ['Location', 'ETag', 'Retry-After', 'Idempotent-Replayed', 'X-Request-Id', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'],
+    exposedHeaders: [
+      'Location',
+      'ETag',
+      'Retry-After',
+      'Idempotent-Replayed',
+      'X-Request-Id',
+      'RateLimit-Limit',
+      'RateLimit-Remaining',
+      'RateLimit-Reset',
+    ],
     maxAge: 600,
   };
   return (request: FastifyRequest, callback: (error: Error | null, options: FastifyCorsOptions) => void) => {
@@ -177,7 +189,10 @@ export function loggerOptions({ level, secrets }: { level: string; secrets: read
   };
   return {
     level,
-    redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'headers.Authorization'], censor: '[redacted]' },
+    redact: {
+      paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'headers.Authorization'],
+      censor: '[redacted]',
+    },
     hooks: { streamWrite: scrub },
   };
 }

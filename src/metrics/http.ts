@@ -9,7 +9,11 @@ import type { ServiceMetrics } from './registry.js';
  */
 export function installHttpMetrics(app: FastifyInstance, metrics: ServiceMetrics): void {
   app.addHook('onResponse', (request, reply, done) => {
-    const labels = { method: request.method, route: request.is404 ? 'unmatched' : (request.routeOptions.url ?? 'unmatched'), status: String(reply.statusCode) };
+    const labels = {
+      method: request.method,
+      route: request.is404 ? 'unmatched' : (request.routeOptions.url ?? 'unmatched'),
+      status: String(reply.statusCode),
+    };
     metrics.httpRequests.inc(labels);
     metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
     done();
@@ -22,7 +26,8 @@ export function installHttpMetrics(app: FastifyInstance, metrics: ServiceMetrics
       schema: {
         tags: ['operators'],
         summary: 'Prometheus metrics of this process',
-        description: 'Text exposition format: what this role runs (HTTP, orders, outbox, broker, change log, WebSocket, pool) and the process itself.',
+        description:
+          'Text exposition format: what this role runs (HTTP, orders, outbox, broker, change log, WebSocket, pool) and the process itself.',
         response: { 200: { description: 'Prometheus text exposition format 0.0.4', content: { 'text/plain': { schema: Type.String() } } } },
       },
     },

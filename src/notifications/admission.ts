@@ -23,10 +23,16 @@ export function createAdmission(limits: ConnectionLimits): Admission {
     admit(request, caller) {
       const held = perCaller.get(caller) ?? 0;
       if (limits.perCaller > 0 && held >= limits.perCaller) {
-        throw new ApiError('too_many_connections', `This caller already holds ${held} WebSocket connections, the most it may; close one first.`);
+        throw new ApiError(
+          'too_many_connections',
+          `This caller already holds ${held} WebSocket connections, the most it may; close one first.`,
+        );
       }
       if (limits.total > 0 && total >= limits.total) {
-        throw new ApiError('connection_limit_reached', 'This instance holds all the WebSocket connections it takes; retry later or on another instance.');
+        throw new ApiError(
+          'connection_limit_reached',
+          'This instance holds all the WebSocket connections it takes; retry later or on another instance.',
+        );
       }
       perCaller.set(caller, held + 1);
       total += 1;

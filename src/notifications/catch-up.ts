@@ -25,7 +25,13 @@ export interface CatchUpLog {
  * no duplicate, because ids already replayed are skipped in the buffer and later live, and so is anything at or before
  * the client's last event in the log (a restarted relay ships again from its checkpoint, even while the replay is read).
  */
-export async function catchUp(client: Client, after: string, replayAfter: ReplayAfter, ledger: EventLedger, log: CatchUpLog): Promise<void> {
+export async function catchUp(
+  client: Client,
+  after: string,
+  replayAfter: ReplayAfter,
+  ledger: EventLedger,
+  log: CatchUpLog,
+): Promise<void> {
   const backlog: Outgoing[] = [];
   client.backlog = backlog;
 

@@ -65,7 +65,7 @@ export class Client {
   ) {
     this.emailKey = filter.clientEmail?.toLowerCase();
     // A pre-built frame is only valid on a socket with no extension (no permessage-deflate) to transform it.
-    // Stryker disable next-line ConditionalExpression,EqualityOperator,StringLiteral: the same bytes go out either way (this server never negotiates permessage-deflate, and an uncompressed frame is valid even when it is); only the speed differs
+    // Stryker disable next-line ConditionalExpression,EqualityOperator,StringLiteral: only the speed differs (no permessage-deflate here)
     this.raw = socket.extensions === '' ? (socket as unknown as { _socket?: Duplex })._socket : undefined;
   }
 

@@ -45,7 +45,7 @@ export function toOutgoing(event: OrderEvent, body?: Buffer, logPosition?: strin
       fin: true,
       opcode: TEXT_OPCODE,
       mask: false,
-      // Stryker disable next-line BooleanLiteral: readOnly only matters when masking (ws copies the data before masking it); a server frame is never masked
+      // Stryker disable next-line BooleanLiteral: readOnly only matters when masking, and a server never masks
       readOnly: true,
       rsv1: false,
     }),

@@ -13,7 +13,9 @@ import type { NotificationHub } from './hub.js';
 export const NotificationQuery = Type.Object({
   after: Type.Optional(Type.String({ format: 'uuid', description: 'resume: first replay the events recorded after this event id' })),
   order_id: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'only events of this order' })),
-  client_email: Type.Optional(Type.String({ format: 'email', maxLength: 254, description: 'only orders of this client (case-insensitive)' })),
+  client_email: Type.Optional(
+    Type.String({ format: 'email', maxLength: 254, description: 'only orders of this client (case-insensitive)' }),
+  ),
   access_token: Type.Optional(Type.String({ description: 'API key, for clients that cannot send an Authorization header' })),
 });
 export type NotificationQuery = Static<typeof NotificationQuery>;
@@ -34,7 +36,10 @@ const READY_WAIT_MS = 2000;
  * `GET /ws/notifications`. Everything is checked before the upgrade (key, rate limit, handshake, query, caps), so a
  * refusal is an HTTP problem answer and no socket is opened; a plain GET is told to upgrade (426).
  */
-export async function notificationRoutes(app: FastifyInstance, { hub, replayAfter, limits, whenReady = async () => true }: NotificationRoutesOptions): Promise<void> {
+export async function notificationRoutes(
+  app: FastifyInstance,
+  { hub, replayAfter, limits, whenReady = async () => true }: NotificationRoutesOptions,
+): Promise<void> {
   const admission = createAdmission(limits ?? { total: 0, perCaller: 0 });
   app.route<{ Querystring: NotificationQuery }>({
     method: 'GET',
@@ -47,7 +52,11 @@ export async function notificationRoutes(app: FastifyInstance, { hub, replayAfte
     preHandler: async (request) => {
       if (!request.ws) return;
       // A client let in before the queue exists would read its replay, then miss what was shipped until it did.
-      if (!(await whenReady(READY_WAIT_MS))) throw new ApiError('notifier_not_ready', 'The notifier is not subscribed to the event stream yet (starting, or its broker connection is back soon); retry shortly.');
+      if (!(await whenReady(READY_WAIT_MS)))
+        throw new ApiError(
+          'notifier_not_ready',
+          'The notifier is not subscribed to the event stream yet (starting, or its broker connection is back soon); retry shortly.',
+        );
       admission.admit(request, callerOf(request));
     },
     handler: async (_request, reply) => {
@@ -104,6 +113,6 @@ export function notificationWebsocketOptions(hub: NotificationHub): WebsocketPlu
 export function notificationSocketErrorHandler(this: FastifyInstance, error: Error, socket: WebSocket, request: FastifyRequest): void {
   request.log.debug({ err: error }, 'websocket client error');
   // Still open means the handler itself threw: nothing else will close the socket.
-  // Stryker disable next-line ConditionalExpression: ws has already begun closing when it reports an error, and its close() on a closing socket only ends one whose close frames are both exchanged, which ws does itself
+  // Stryker disable next-line ConditionalExpression: ws is already closing when it reports an error
   if (socket.readyState === WebSocket.OPEN) socket.close(1011, 'internal error');
 }

@@ -26,7 +26,11 @@ export function fingerprint(body: unknown): string {
 }
 
 function sortedKeys(object: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.keys(object).sort().map((key) => [key, object[key]]));
+  return Object.fromEntries(
+    Object.keys(object)
+      .sort()
+      .map((key) => [key, object[key]]),
+  );
 }
 
 /**
@@ -49,7 +53,10 @@ export async function claimKey(db: Queryable, key: string, print: string): Promi
   );
   if (!row) return claimKey(db, key, print); // expired and removed in between
   if (row.fingerprint !== print) {
-    throw new ApiError('idempotency_key_reused', 'This Idempotency-Key was first used with a different body; use a new key for a new request.');
+    throw new ApiError(
+      'idempotency_key_reused',
+      'This Idempotency-Key was first used with a different body; use a new key for a new request.',
+    );
   }
   if (row.response_status !== null && row.body !== null) return { kind: 'replay', status: row.response_status, body: row.body };
   if (row.remaining <= 0) {

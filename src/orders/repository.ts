@@ -25,7 +25,8 @@ WITH product AS (
   SELECT created.*, ${orderJson('created')} AS json FROM created
 ), event AS (
   INSERT INTO outbox (event_id, order_id, sequence, type, payload, request_id)
-  SELECT $6::uuid, body.id, body.version, 'order.created', ${envelopeJson('body', 'body.json', '$6::uuid', 'order.created')}, $8::text FROM body
+  SELECT $6::uuid, body.id, body.version, 'order.created',
+    ${envelopeJson('body', 'body.json', '$6::uuid', 'order.created')}, $8::text FROM body
 ), remembered AS (
   UPDATE idempotency_keys SET response_status = 201, response_body = body.json FROM body WHERE key = $7::text
 )
@@ -46,8 +47,21 @@ export interface NewOrder {
 export type CreateResult = { kind: 'created'; id: number; json: OrderJson } | { kind: 'unknown_product' } | { kind: 'insufficient_stock' };
 
 export async function insertOrder(db: Queryable, o: NewOrder): Promise<CreateResult> {
-  const params = [o.productId, o.quantity, o.clientName, o.clientEmail, o.now.toISOString(), o.eventId, o.idempotencyKey, o.requestId ?? null];
-  const [row] = await db.query<{ product_found: boolean; id: number | null; json: OrderJson | null }>(CREATE_ORDER, params, STATEMENT.createOrder);
+  const params = [
+    o.productId,
+    o.quantity,
+    o.clientName,
+    o.clientEmail,
+    o.now.toISOString(),
+    o.eventId,
+    o.idempotencyKey,
+    o.requestId ?? null,
+  ];
+  const [row] = await db.query<{ product_found: boolean; id: number | null; json: OrderJson | null }>(
+    CREATE_ORDER,
+    params,
+    STATEMENT.createOrder,
+  );
   if (row?.json && row.id) return { kind: 'created', id: row.id, json: row.json };
   return row?.product_found ? { kind: 'insufficient_stock' } : { kind: 'unknown_product' };
 }
@@ -61,11 +75,7 @@ export interface VersionedOrder {
 const GET_ORDER = `SELECT ${orderJson('o')}::text AS json, o.version FROM orders o WHERE o.id = $1`;
 
 export async function findOrderJson(db: Queryable, id: number): Promise<VersionedOrder | undefined> {
-  const [row] = await db.query<VersionedOrder>(
-    GET_ORDER,
-    [id],
-    STATEMENT.getOrder,
-  );
+  const [row] = await db.query<VersionedOrder>(GET_ORDER, [id], STATEMENT.getOrder);
   return row;
 }
 
@@ -110,11 +120,7 @@ export interface StatusUpdate {
 /** Applies a decided change; undefined when the order changed since the decision was made. */
 export async function updateOrderStatus(db: Queryable, u: StatusUpdate): Promise<VersionedOrder | undefined> {
   const params = [u.id, u.expectedVersion, u.to, u.from, u.now.toISOString(), u.eventId, u.restock, u.requestId ?? null];
-  const [row] = await db.query<{ json: OrderJson }>(
-    CHANGE_STATUS,
-    params,
-    STATEMENT.changeStatus,
-  );
+  const [row] = await db.query<{ json: OrderJson }>(CHANGE_STATUS, params, STATEMENT.changeStatus);
   return row && { json: row.json, version: u.expectedVersion + 1 };
 }
 

@@ -48,7 +48,14 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ orders: OrderService }> = 
 
   app.get(
     '/orders',
-    { schema: { tags: ['orders'], summary: 'Find orders, newest first', querystring: ListOrdersQuery, response: { 200: OrderPage, 422: problem } } },
+    {
+      schema: {
+        tags: ['orders'],
+        summary: 'Find orders, newest first',
+        querystring: ListOrdersQuery,
+        response: { 200: OrderPage, 422: problem },
+      },
+    },
     async (request, reply) => {
       const page = await orders.listOrders(request.query);
       return sendRawJson(reply, 200, `{"items":[${page.items.join(',')}],"next_cursor":${JSON.stringify(page.nextCursor)}}`);
@@ -64,7 +71,11 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ orders: OrderService }> = 
         description: "Sends an ETag made from the order's version; with If-None-Match naming it, 304 and no body.",
         params: OrderParams,
         headers: ConditionalReadHeaders,
-        response: { 200: Type.Ref(Order), 304: Type.Null({ description: 'The order is still at the version named in If-None-Match; no body' }), 404: problem },
+        response: {
+          200: Type.Ref(Order),
+          304: Type.Null({ description: 'The order is still at the version named in If-None-Match; no body' }),
+          404: problem,
+        },
       },
     },
     async (request, reply) => {

@@ -20,7 +20,10 @@ export const CreateOrderBody = Type.Object(
     }),
     client_email: Type.String({ format: 'email', maxLength: 254 }),
   },
-  { additionalProperties: false, examples: [{ product_id: 1, quantity: 2, client_name: 'John Doe', client_email: 'john.doe@example.com' }] },
+  {
+    additionalProperties: false,
+    examples: [{ product_id: 1, quantity: 2, client_name: 'John Doe', client_email: 'john.doe@example.com' }],
+  },
 );
 export type CreateOrderBody = Static<typeof CreateOrderBody>;
 
@@ -29,13 +32,16 @@ export type ChangeStatusBody = Static<typeof ChangeStatusBody>;
 
 export const OrderParams = Type.Object({ id: OrderId });
 
-export const ListOrdersQuery = Type.Object({
-  status: Type.Optional(OrderStatus),
-  client_email: Type.Optional(Type.String({ minLength: 1, maxLength: 254 })),
-  product_id: Type.Optional(ProductId),
-  limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
-  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'next_cursor of the previous page' })),
-}, { additionalProperties: false });
+export const ListOrdersQuery = Type.Object(
+  {
+    status: Type.Optional(OrderStatus),
+    client_email: Type.Optional(Type.String({ minLength: 1, maxLength: 254 })),
+    product_id: Type.Optional(ProductId),
+    limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'next_cursor of the previous page' })),
+  },
+  { additionalProperties: false },
+);
 export type ListOrdersQuery = Static<typeof ListOrdersQuery>;
 
 export const OrderPage = Type.Object({

@@ -2,7 +2,16 @@ import type { Database, Queryable } from '../db/client.js';
 import { ApiError, toProblem } from '../errors.js';
 import type { OrderStatus } from '../events/envelope.js';
 import { claimKey, fingerprint, holdsLease, rememberResponse, releaseKey } from './idempotency.js';
-import { findOrderJson, findOrderState, insertOrder, listOrderJson, orderCreatedAt, updateOrderStatus, type OrderJson, type VersionedOrder } from './repository.js';
+import {
+  findOrderJson,
+  findOrderState,
+  insertOrder,
+  listOrderJson,
+  orderCreatedAt,
+  updateOrderStatus,
+  type OrderJson,
+  type VersionedOrder,
+} from './repository.js';
 import type { CreateOrderBody, ListOrdersQuery } from './schemas.js';
 import { changeStatus } from './status.js';
 
@@ -36,7 +45,12 @@ const MAX_LEASE_ATTEMPTS = 3;
 export function createOrderService(deps: OrderServiceDeps) {
   const { db } = deps;
 
-  async function placeOrder(q: Queryable, input: CreateOrderBody, idempotencyKey: string | null, requestId: string | null): Promise<CreateOutcome> {
+  async function placeOrder(
+    q: Queryable,
+    input: CreateOrderBody,
+    idempotencyKey: string | null,
+    requestId: string | null,
+  ): Promise<CreateOutcome> {
     const result = await insertOrder(q, {
       productId: input.product_id,
       quantity: input.quantity,
@@ -68,12 +82,17 @@ export function createOrderService(deps: OrderServiceDeps) {
     return inProgress(1);
   }
 
-  async function createHoldingLease(input: CreateOrderBody, key: string, lease: string, requestId: string | null): Promise<CreateOutcome | undefined> {
+  async function createHoldingLease(
+    input: CreateOrderBody,
+    key: string,
+    lease: string,
+    requestId: string | null,
+  ): Promise<CreateOutcome | undefined> {
     try {
       return await db.transaction(async (tx) => {
         if (!(await holdsLease(tx, key, lease))) return undefined;
         const placed = await placeOrder(tx, input, key, requestId);
-        // Stryker disable next-line ConditionalExpression: the order's own statement stores its 201 under the key; storing it again stores the same
+        // Stryker disable next-line ConditionalExpression: the order's statement already stored its 201 there
         if (placed.status !== 201) await rememberResponse(tx, key, placed.status, placed.body);
         return placed;
       });
@@ -113,12 +132,20 @@ export function createOrderService(deps: OrderServiceDeps) {
     },
 
     /** `expected`, from If-Match, says which versions the client means to change; anything else is 412. */
-    async changeOrderStatus(id: number, to: OrderStatus, expected?: (version: number) => boolean, requestId: string | null = null): Promise<VersionedOrder> {
+    async changeOrderStatus(
+      id: number,
+      to: OrderStatus,
+      expected?: (version: number) => boolean,
+      requestId: string | null = null,
+    ): Promise<VersionedOrder> {
       for (let attempt = 0; attempt < MAX_STATUS_ATTEMPTS; attempt++) {
         const current = await findOrderState(db, id);
         if (!current) throw orderNotFound(id);
         if (expected && !expected(current.version)) {
-          throw new ApiError('precondition_failed', `Order ${id} is at version ${current.version}, not the one in If-Match; read it again before changing it.`);
+          throw new ApiError(
+            'precondition_failed',
+            `Order ${id} is at version ${current.version}, not the one in If-Match; read it again before changing it.`,
+          );
         }
         const change = changeStatus(current, to);
         const changed = await updateOrderStatus(db, {
@@ -156,7 +183,10 @@ function replay(status: number, body: string): CreateOutcome {
 }
 
 function inProgress(retryAfterSeconds: number): CreateOutcome {
-  const error = new ApiError('idempotency_request_in_progress', 'A request with this Idempotency-Key is still running; retry after it finishes.');
+  const error = new ApiError(
+    'idempotency_request_in_progress',
+    'A request with this Idempotency-Key is still running; retry after it finishes.',
+  );
   return { status: error.status, body: JSON.stringify(toProblem(error)), replayed: false, retryAfterSeconds };
 }
 

@@ -23,11 +23,13 @@ const object = (columns: string) => `row_to_json((SELECT r FROM (SELECT ${column
 
 export function orderJson(row: string): string {
   return object(`${row}.id, ${row}.product_id, ${row}.quantity, ${row}.client_name, ${row}.client_email, ${row}.status,
-    ${row}.total_price, ${row}.unit_price, ${iso(`${row}.created_at`)} AS created_at, ${iso(`${row}.updated_at`)} AS updated_at, ${row}.version`);
+    ${row}.total_price, ${row}.unit_price, ${iso(`${row}.created_at`)} AS created_at,
+    ${iso(`${row}.updated_at`)} AS updated_at, ${row}.version`);
 }
 
 /** The event envelope (docs/events.md) for the order in `row`, whose json is in `json`. */
 export function envelopeJson(row: string, json: string, eventId: string, type: string, change?: { from: string; to: string }): string {
+  const changed = change ? `, ${object(`${change.from} AS "from", ${change.to} AS "to"`)} AS change` : '';
   return object(`${eventId} AS id, '${type}' AS type, 1 AS schema_version, ${iso(`${row}.updated_at`)} AS occurred_at,
-    ${row}.id AS order_id, ${row}.version AS sequence, ${json} AS "order"${change ? `, ${object(`${change.from} AS "from", ${change.to} AS "to"`)} AS change` : ''}`);
+    ${row}.id AS order_id, ${row}.version AS sequence, ${json} AS "order"${changed}`);
 }

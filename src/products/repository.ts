@@ -5,7 +5,8 @@ import { products } from '../db/schema.js';
 /** A product as JSON text rendered by the database: `numeric` keeps its two decimals (`25.50`). */
 export type ProductJson = string & { readonly __brand: 'ProductJson' };
 
-const json = sql<ProductJson>`row_to_json((SELECT r FROM (SELECT ${products.id}, ${products.name}, ${products.price}, ${products.stock}) AS r))::text`;
+const json = sql<ProductJson>`row_to_json((SELECT r FROM
+  (SELECT ${products.id}, ${products.name}, ${products.price}, ${products.stock}) AS r))::text`;
 const columns = { id: products.id, json };
 
 /** Cents as an exact decimal string, so a float never reaches the database. */
@@ -20,7 +21,10 @@ export async function findProduct(db: Drizzle, id: number): Promise<ProductJson 
   return row?.json;
 }
 
-export async function insertProduct(db: Drizzle, p: { name: string; price: number; stock?: number | null | undefined }): Promise<{ id: number; json: ProductJson }> {
+export async function insertProduct(
+  db: Drizzle,
+  p: { name: string; price: number; stock?: number | null | undefined },
+): Promise<{ id: number; json: ProductJson }> {
   const [row] = await db
     .insert(products)
     .values({ name: p.name, price: toDecimal(p.price), stock: p.stock ?? null })

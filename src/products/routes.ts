@@ -13,7 +13,14 @@ const notFound = (id: number) => new ApiError('product_not_found', `There is no 
 export const productRoutes: FastifyPluginAsyncTypebox<{ db: Drizzle }> = async (app, { db }) => {
   app.get(
     '/products',
-    { schema: { tags: ['products'], summary: 'List the catalog', querystring: ListProductsQuery, response: { 200: ProductPage, 422: problem } } },
+    {
+      schema: {
+        tags: ['products'],
+        summary: 'List the catalog',
+        querystring: ListProductsQuery,
+        response: { 200: ProductPage, 422: problem },
+      },
+    },
     async (request, reply) => {
       const after = request.query.cursor === undefined ? 0 : decodeCursor(request.query.cursor);
       const items = await listProducts(db, after, request.query.limit + 1);
@@ -26,7 +33,9 @@ export const productRoutes: FastifyPluginAsyncTypebox<{ db: Drizzle }> = async (
 
   app.get(
     '/products/:id',
-    { schema: { tags: ['products'], summary: 'Read a product', params: ProductParams, response: { 200: Type.Ref(Product), 404: problem } } },
+    {
+      schema: { tags: ['products'], summary: 'Read a product', params: ProductParams, response: { 200: Type.Ref(Product), 404: problem } },
+    },
     async (request, reply) => {
       const product = await findProduct(db, request.params.id);
       if (!product) throw notFound(request.params.id);
@@ -69,6 +78,7 @@ export const productRoutes: FastifyPluginAsyncTypebox<{ db: Drizzle }> = async (
 
 function decodeCursor(cursor: string): number {
   const match = /^p:([1-9]\d{0,9})$/.exec(Buffer.from(cursor, 'base64url').toString());
-  if (!match) throw new ApiError('validation_failed', 'The cursor is not one this API issued.', [{ field: 'cursor', message: 'invalid cursor' }]);
+  if (!match)
+    throw new ApiError('validation_failed', 'The cursor is not one this API issued.', [{ field: 'cursor', message: 'invalid cursor' }]);
   return Number(match[1]);
 }

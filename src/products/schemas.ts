@@ -13,7 +13,12 @@ export const Price = Type.Number({
 export const Stock = Type.Union([Type.Integer({ minimum: 0, maximum: 2_147_483_647 }), Type.Null()]);
 
 export const Product = Type.Object(
-  { id: Type.Integer(), name: Type.String(), price: Type.Number({ [DECIMAL_PLACES]: MONEY_DECIMALS, description: 'written with exactly two decimals' }), stock: Stock },
+  {
+    id: Type.Integer(),
+    name: Type.String(),
+    price: Type.Number({ [DECIMAL_PLACES]: MONEY_DECIMALS, description: 'written with exactly two decimals' }),
+    stock: Stock,
+  },
   { $id: 'Product' },
 );
 export type Product = Static<typeof Product>;
@@ -40,10 +45,13 @@ export type UpdateProductBody = Static<typeof UpdateProductBody>;
 
 export const ProductParams = Type.Object({ id: Type.Integer({ minimum: 1, maximum: 2_147_483_647 }) });
 
-export const ListProductsQuery = Type.Object({
-  limit: Type.Integer({ minimum: 1, maximum: 200, default: 100 }),
-  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-}, { additionalProperties: false });
+export const ListProductsQuery = Type.Object(
+  {
+    limit: Type.Integer({ minimum: 1, maximum: 200, default: 100 }),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  },
+  { additionalProperties: false },
+);
 export type ListProductsQuery = Static<typeof ListProductsQuery>;
 
 export const ProductPage = Type.Object({ items: Type.Array(Type.Ref(Product)), next_cursor: Type.Union([Type.String(), Type.Null()]) });

@@ -28,11 +28,21 @@ export async function call<T>(method: string, path: string, body?: unknown, head
   try {
     response = await fetch(path, {
       method,
-      headers: { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(key ? { authorization: `Bearer ${key}` } : {}), ...headers },
+      headers: {
+        accept: 'application/json',
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(key ? { authorization: `Bearer ${key}` } : {}),
+        ...headers,
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
   } catch {
-    throw new ApiProblem(0, 'The service cannot be reached', 'Check the network or whether the service is running, then try again.', 'network');
+    throw new ApiProblem(
+      0,
+      'The service cannot be reached',
+      'Check the network or whether the service is running, then try again.',
+      'network',
+    );
   }
   if (response.ok) {
     const text = await response.text();

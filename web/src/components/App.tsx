@@ -34,9 +34,12 @@ export function App() {
     setProblem(error instanceof ApiProblem ? error : new ApiProblem(0, 'Something went wrong', String(error), 'client'));
   }, []);
   // Background refreshes that fail for want of a network say so in the connection state, not in a banner.
-  const reportQuietly = useCallback((error: unknown) => {
-    if (!(error instanceof ApiProblem && error.code === 'network')) report(error);
-  }, [report]);
+  const reportQuietly = useCallback(
+    (error: unknown) => {
+      if (!(error instanceof ApiProblem && error.code === 'network')) report(error);
+    },
+    [report],
+  );
   const announce = useCallback((text: string) => {
     setProblem(undefined);
     setNotice(text);
@@ -65,7 +68,8 @@ export function App() {
         // Connected again: a banner about the network being away is over.
         if (state === 'live') setProblem((p) => (p?.code === 'network' ? undefined : p));
       },
-      onResume: (after) => addToFeed({ kind: 'notice', text: `Resumed after event ${after.slice(0, 8)}…: replaying what this page missed`, at: Date.now() }),
+      onResume: (after) =>
+        addToFeed({ kind: 'notice', text: `Resumed after event ${after.slice(0, 8)}…: replaying what this page missed`, at: Date.now() }),
       onGap: () => {
         addToFeed({ kind: 'notice', text: 'Too much was missed to replay: reloaded the orders', at: Date.now() });
         setGeneration((g) => g + 1);
@@ -92,7 +96,14 @@ export function App() {
       <ProblemBanner problem={problem} notice={notice} onDismiss={() => (setProblem(undefined), setNotice(undefined))} />
       <main class="layout">
         <div class="column primary">
-          <Orders key={`orders-${generation}`} subscribe={bus.subscribe} report={report} selected={selected} onSelect={setSelected} products={products} />
+          <Orders
+            key={`orders-${generation}`}
+            subscribe={bus.subscribe}
+            report={report}
+            selected={selected}
+            onSelect={setSelected}
+            products={products}
+          />
           {selected !== undefined && (
             <OrderDetail
               key={`detail-${selected}-${generation}`}

@@ -53,7 +53,15 @@ function ProductRow({ product, report, announce, reload }: { product: Product } 
       </span>
       <label>
         Price
-        <input type="number" min={0} step="0.01" inputMode="decimal" value={price} onInput={(e) => setPrice(e.currentTarget.value)} required />
+        <input
+          type="number"
+          min={0}
+          step="0.01"
+          inputMode="decimal"
+          value={price}
+          onInput={(e) => setPrice(e.currentTarget.value)}
+          required
+        />
       </label>
       <label>
         Stock

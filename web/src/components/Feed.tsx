@@ -26,7 +26,9 @@ export function Feed({ entries, onSelect }: { entries: FeedEntry[]; onSelect: (i
                   #{entry.event.order_id}
                 </button>
                 <span class="what">
-                  {entry.event.change ? `${entry.event.change.from} → ${entry.event.change.to}` : `created · ${formatMoney(entry.event.order.total_price)}`}
+                  {entry.event.change
+                    ? `${entry.event.change.from} → ${entry.event.change.to}`
+                    : `created · ${formatMoney(entry.event.order.total_price)}`}
                 </span>
                 <span class="muted small">{new Date(entry.at).toLocaleTimeString()}</span>
               </li>

@@ -10,7 +10,14 @@ export function Header({ live, hasKey, onKey }: { live: { state: LiveState; deta
         <h1>Orders console</h1>
       </div>
       <div class="topbar-actions">
-        <span class={`pill pill-${live.state}`} role="status" aria-live="polite" data-testid="connection" data-state={live.state} title={live.detail}>
+        <span
+          class={`pill pill-${live.state}`}
+          role="status"
+          aria-live="polite"
+          data-testid="connection"
+          data-state={live.state}
+          title={live.detail}
+        >
           <span class="dot" aria-hidden="true" />
           {LABEL[live.state]}
           {live.detail && live.state !== 'live' && <span class="pill-detail"> · {live.detail}</span>}

@@ -43,11 +43,36 @@ export function HealthPanel({ live }: { live: LiveState }) {
       </div>
       {error && <p class="muted small">Metrics unavailable: {error}</p>}
       <div class="tiles">
-        <Tile label="Outbox backlog" tone={backlogTone} value={h.backlog === undefined ? '—' : `${h.backlog} event${h.backlog === 1 ? '' : 's'}`} testid="backlog" />
-        <Tile label="Oldest unsent" tone={backlogTone} value={h.oldestAgeSeconds === undefined ? '—' : formatAge(h.oldestAgeSeconds)} testid="oldest" />
-        <Tile label="Broker" tone={h.broker === undefined ? 'off' : h.broker === 'up' ? 'ok' : h.broker === 'connecting' ? 'warn' : 'bad'} value={h.broker ?? '—'} testid="broker" />
-        <Tile label="Change log" tone={h.changeLog === undefined ? 'off' : h.changeLog ? 'ok' : 'bad'} value={h.changeLog === undefined ? '—' : h.changeLog ? 'up' : 'down'} testid="changelog" />
-        <Tile label="WebSocket clients" tone={h.clients === undefined ? 'off' : 'ok'} value={h.clients === undefined ? '—' : String(h.clients)} testid="clients" />
+        <Tile
+          label="Outbox backlog"
+          tone={backlogTone}
+          value={h.backlog === undefined ? '—' : `${h.backlog} event${h.backlog === 1 ? '' : 's'}`}
+          testid="backlog"
+        />
+        <Tile
+          label="Oldest unsent"
+          tone={backlogTone}
+          value={h.oldestAgeSeconds === undefined ? '—' : formatAge(h.oldestAgeSeconds)}
+          testid="oldest"
+        />
+        <Tile
+          label="Broker"
+          tone={h.broker === undefined ? 'off' : h.broker === 'up' ? 'ok' : h.broker === 'connecting' ? 'warn' : 'bad'}
+          value={h.broker ?? '—'}
+          testid="broker"
+        />
+        <Tile
+          label="Change log"
+          tone={h.changeLog === undefined ? 'off' : h.changeLog ? 'ok' : 'bad'}
+          value={h.changeLog === undefined ? '—' : h.changeLog ? 'up' : 'down'}
+          testid="changelog"
+        />
+        <Tile
+          label="WebSocket clients"
+          tone={h.clients === undefined ? 'off' : 'ok'}
+          value={h.clients === undefined ? '—' : String(h.clients)}
+          testid="clients"
+        />
         <Tile label="This page" tone={live === 'live' ? 'ok' : 'warn'} value={live === 'live' ? 'live' : live} testid="page" />
       </div>
     </section>

@@ -1,7 +1,15 @@
 import { useState } from 'preact/hooks';
 
 /** Asks for the API key once; it is kept for this tab's session only (sessionStorage), never in the URL bar. */
-export function KeyDialog({ current, onSave, onCancel }: { current: string | undefined; onSave: (key: string | undefined) => void; onCancel: () => void }) {
+export function KeyDialog({
+  current,
+  onSave,
+  onCancel,
+}: {
+  current: string | undefined;
+  onSave: (key: string | undefined) => void;
+  onCancel: () => void;
+}) {
   const [key, setKey] = useState(current ?? '');
   return (
     <div class="overlay" role="dialog" aria-modal="true" aria-labelledby="key-title">

@@ -64,7 +64,15 @@ export function NewOrder({ products, report, announce, onCreated }: Props) {
         <div class="row">
           <label class="narrow">
             Quantity
-            <input type="number" min={1} max={10000} step={1} value={quantity} onInput={(e) => setQuantity(e.currentTarget.value)} required />
+            <input
+              type="number"
+              min={1}
+              max={10000}
+              step={1}
+              value={quantity}
+              onInput={(e) => setQuantity(e.currentTarget.value)}
+              required
+            />
           </label>
           <div class="total">
             <span class="muted small">Total</span>

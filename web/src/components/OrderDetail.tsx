@@ -83,7 +83,8 @@ export function OrderDetail({ id, products, subscribe, report, announce, onClose
             <div>
               <dt>Product</dt>
               <dd>
-                {products.find((p) => p.id === order.product_id)?.name ?? `#${order.product_id}`} × {order.quantity} at {formatMoney(order.unit_price)}
+                {products.find((p) => p.id === order.product_id)?.name ?? `#${order.product_id}`} × {order.quantity} at{' '}
+                {formatMoney(order.unit_price)}
               </dd>
             </div>
             <div>

@@ -89,7 +89,12 @@ export function Orders({ subscribe, report, selected, onSelect, products }: Prop
         </label>
         <label class="grow">
           Client email
-          <input type="email" placeholder="exact address" value={draft.email} onInput={(e) => setDraft({ ...draft, email: e.currentTarget.value })} />
+          <input
+            type="email"
+            placeholder="exact address"
+            value={draft.email}
+            onInput={(e) => setDraft({ ...draft, email: e.currentTarget.value })}
+          />
         </label>
         <button type="submit">Filter</button>
       </form>
@@ -150,7 +155,12 @@ export function Orders({ subscribe, report, selected, onSelect, products }: Prop
           ← Newer
         </button>
         <span class="muted small">Page {cursors.length}</span>
-        <button type="button" class="ghost" disabled={!page?.next_cursor} onClick={() => page?.next_cursor && setCursors([...cursors, page.next_cursor])}>
+        <button
+          type="button"
+          class="ghost"
+          disabled={!page?.next_cursor}
+          onClick={() => page?.next_cursor && setCursors([...cursors, page.next_cursor])}
+        >
           Older →
         </button>
       </div>

@@ -1,10 +1,22 @@
 import type { ApiProblem } from '../api';
 
 /** An API error as its problem's title and detail (never raw JSON), or a short confirmation. */
-export function ProblemBanner({ problem, notice, onDismiss }: { problem?: ApiProblem | undefined; notice?: string | undefined; onDismiss: () => void }) {
+export function ProblemBanner({
+  problem,
+  notice,
+  onDismiss,
+}: {
+  problem?: ApiProblem | undefined;
+  notice?: string | undefined;
+  onDismiss: () => void;
+}) {
   if (!problem && !notice) return null;
   return (
-    <div class={problem ? 'banner banner-error' : 'banner banner-ok'} role={problem ? 'alert' : 'status'} data-testid={problem ? 'problem' : 'notice'}>
+    <div
+      class={problem ? 'banner banner-error' : 'banner banner-ok'}
+      role={problem ? 'alert' : 'status'}
+      data-testid={problem ? 'problem' : 'notice'}
+    >
       <div class="banner-text">
         {problem ? (
           <>
