@@ -1,10 +1,4 @@
-/** The logger an episode writes to: any pino or Fastify logger. */
-export interface EpisodeLogger {
-  /** Without it, episodes are logged at warn. */
-  error?(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-}
+import type { Logger } from './logger.js';
 
 export interface Episodes {
   /**
@@ -29,9 +23,13 @@ interface Episode {
 /**
  * One log line per episode, not per request: a flood of the same failure (a full disk, a database away)
  * would otherwise write a line per request. An episode ends when its owner says it recovered, or after
- * `quietMs` without a failure of its kind.
+ * `quietMs` without a failure of its kind. A logger without `error` gets those episodes at warn.
  */
-export function createEpisodes(logger: EpisodeLogger, quietMs = 10_000, now: () => number = Date.now): Episodes {
+export function createEpisodes(
+  logger: Pick<Logger, 'info' | 'warn'> & Partial<Pick<Logger, 'error'>>,
+  quietMs = 10_000,
+  now: () => number = Date.now,
+): Episodes {
   const episodes = new Map<string, Episode>();
 
   function end(kind: string, how: string): void {
@@ -39,7 +37,10 @@ export function createEpisodes(logger: EpisodeLogger, quietMs = 10_000, now: () 
     if (!episode) return;
     clearTimeout(episode.quiet);
     episodes.delete(kind);
-    logger.info({ episode: kind, failures: episode.failures, seconds: Math.round((now() - episode.startedAt) / 100) / 10 }, `${kind}: ${how}`);
+    logger.info(
+      { episode: kind, failures: episode.failures, seconds: Math.round((now() - episode.startedAt) / 100) / 10 },
+      `${kind}: ${how}`,
+    );
   }
 
   const quietTimer = (kind: string) => {

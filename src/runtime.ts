@@ -93,7 +93,8 @@ export async function startService(config: Config, options: ServiceOptions): Pro
       broker: config.RABBITMQ_URL ? 'rabbitmq' : 'in-process',
       changelog: runs('changelog') || runs('api') ? (config.MONGODB_URL ? 'mongodb' : 'embedded') : 'none',
     });
-    watchPool(metrics.registry, db);
+    const poolUse = db.poolUse?.bind(db);
+    if (poolUse) watchPool(metrics.registry, poolUse);
     await migrate(db);
     if (!config.DATABASE_URL) {
       await seedIfEmpty(db);
@@ -109,7 +110,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
         ? (await import('./changelog/mongodb.js')).createMongoChangeLog({ url: config.MONGODB_URL, database: config.MONGODB_DB })
         : createEmbeddedChangeLog(db);
       closers.push(() => changeLog!.close());
-      watchChangeLog(metrics.registry, changeLog);
+      watchChangeLog(metrics.registry, () => changeLog!.state());
     }
 
     const broker = config.RABBITMQ_URL
@@ -123,12 +124,12 @@ export async function startService(config: Config, options: ServiceOptions): Pro
         })
       : createInProcessBroker({ logger });
     closers.push(() => broker.close());
-    watchBroker(metrics.registry, broker);
+    watchBroker(metrics.registry, () => broker.state());
     // The durable consumer exists before the relay publishes, so the in-process broker holds events for it.
     let changeLogWriter: ChangeLogWriter | undefined;
     if (runs('changelog')) {
       changeLogWriter = await startChangeLogWriter({ broker, changeLog: changeLog!, logger, queue: config.RABBITMQ_CHANGELOG_QUEUE });
-      watchChangeLogWriter(metrics.registry, changeLogWriter);
+      watchChangeLogWriter(metrics.registry, changeLogWriter.stats);
     }
 
     let hub: NotificationHub | undefined;
@@ -137,7 +138,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
       hub = createNotificationHub({ pingIntervalMs: config.WS_PING_INTERVAL_MS, maxBufferedBytes: config.WS_MAX_BUFFERED_BYTES });
       const notifier = hub;
       closers.push(async () => notifier.close());
-      watchHub(metrics.registry, hub);
+      watchHub(metrics.registry, () => notifier.stats());
       const notifierFeed = createNotifierFeed({
         hub,
         logger,
@@ -169,7 +170,11 @@ export async function startService(config: Config, options: ServiceOptions): Pro
         onRewind,
       });
       const outboxRelay = relay;
-      watchOutbox(metrics.registry, db, outboxRelay);
+      watchOutbox(metrics.registry, {
+        backlog: () => outboxRelay.backlog(),
+        oldestUnsentAge: () => outboxRelay.oldestUnsentAge(),
+        active: () => outboxRelay.isActive(),
+      });
       closers.push(() => outboxRelay.stop());
       const maintenance = setInterval(() => void maintain(db, config, logger), MAINTENANCE_MS);
       maintenance.unref();
@@ -190,7 +195,8 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     };
     const subscribed = feed;
     // Clients that connect before the notifier's queue exists would miss what it was not there for.
-    if (subscribed) readiness.notifications = { critical: config.ROLE === 'notifier', check: () => (subscribed.ready() ? 'up' : 'not subscribed') };
+    if (subscribed)
+      readiness.notifications = { critical: config.ROLE === 'notifier', check: () => (subscribed.ready() ? 'up' : 'not subscribed') };
     const log = changeLog;
     // Events wait in the queue while the change log is away; a changelog-only process then has nothing to do.
     if (log) readiness.changelog = { critical: config.ROLE === 'changelog', check: () => log.state() };
@@ -218,7 +224,9 @@ export async function startService(config: Config, options: ServiceOptions): Pro
             },
           }
         : {}),
-      ...(hub && feed ? { notifications: { hub, whenReady: feed.whenReady, replayAfter: (id: string) => eventsAfter(db, id, REPLAY_LIMIT) } } : {}),
+      ...(hub && feed
+        ? { notifications: { hub, whenReady: feed.whenReady, replayAfter: (id: string) => eventsAfter(db, id, REPLAY_LIMIT) } }
+        : {}),
       reportFault: (error: unknown) => health.noteFailure(error),
     });
     // The app closes first: no new requests, in-flight ones finish, then the parts behind them close.

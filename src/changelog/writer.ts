@@ -1,12 +1,8 @@
 import { loggableError } from '../db/faults.js';
 import { createEpisodes } from '../episodes.js';
+import type { Logger } from '../logger.js';
 import type { Broker, Delivery } from '../messaging/broker.js';
 import type { ChangeLog } from './changelog.js';
-
-export interface WriterLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
 
 export interface ChangeLogWriterStats {
   /** Deliveries taken from the queue, redeliveries included. */
@@ -31,7 +27,7 @@ const WRITE_FAILED = 'change log writes failing';
 export async function startChangeLogWriter(options: {
   broker: Broker;
   changeLog: ChangeLog;
-  logger: WriterLogger;
+  logger: Pick<Logger, 'info' | 'warn'>;
   queue: string;
   prefetch?: number;
 }): Promise<ChangeLogWriter> {
@@ -54,27 +50,32 @@ export async function startChangeLogWriter(options: {
       episodes.recovered(WRITE_FAILED);
       // One line per event, with the request that wrote it: an order can be followed from its POST to here.
       for (const { event, requestId } of batch) {
-        logger.info({ event_id: event.id, order_id: event.order_id, sequence: event.sequence, request_id: requestId }, 'order change logged');
+        logger.info(
+          { event_id: event.id, order_id: event.order_id, sequence: event.sequence, request_id: requestId },
+          'order change logged',
+        );
       }
     } catch (error) {
       stats.failures += 1;
-      episodes.failed(WRITE_FAILED, { error: loggableError(error), events: batch.length }, 'change log write failed; events will be redelivered', 'warn');
+      episodes.failed(
+        WRITE_FAILED,
+        { error: loggableError(error), events: batch.length },
+        'change log write failed; events will be redelivered',
+        'warn',
+      );
       for (const d of batch) d.nack();
     }
   }
 
-  await options.broker.consume(
-    { durable: true, queue: options.queue, prefetch: options.prefetch ?? 256 },
-    (delivery) => {
-      stats.consumed += 1;
-      pending.push(delivery);
-      // Stryker disable next-line ConditionalExpression: an extra flush finds an empty batch, and appending no events writes, acks and logs nothing
-      if (!scheduled) {
-        // Stryker disable next-line BooleanLiteral: an extra flush finds an empty batch, and appending no events writes, acks and logs nothing
-        scheduled = true;
-        setImmediate(() => void flush());
-      }
-    },
-  );
+  await options.broker.consume({ durable: true, queue: options.queue, prefetch: options.prefetch ?? 256 }, (delivery) => {
+    stats.consumed += 1;
+    pending.push(delivery);
+    // Stryker disable next-line ConditionalExpression: an extra flush finds an empty batch and does nothing
+    if (!scheduled) {
+      // Stryker disable next-line BooleanLiteral: an extra flush finds an empty batch and does nothing
+      scheduled = true;
+      setImmediate(() => void flush());
+    }
+  });
   return { stats };
 }

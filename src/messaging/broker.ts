@@ -37,7 +37,10 @@ export interface Delivery {
 }
 
 export interface ConsumerOptions {
-  /** Durable, shared queues survive restarts and are shared by every instance (competing consumers); otherwise the queue belongs to this process alone. */
+  /**
+   * Durable, shared queues survive restarts and are shared by every instance (competing consumers); otherwise
+   * the queue belongs to this process alone.
+   */
   readonly durable: boolean;
   /** Queue name; required for durable queues. */
   readonly queue?: string;

@@ -1,6 +1,6 @@
 import type { OrderEvent } from '../events/envelope.js';
+import { silentLogger, type Logger } from '../logger.js';
 import type { Broker, BrokerState, ConsumerOptions, Delivery, Publication } from './broker.js';
-import { silentLogger, type BrokerLogger } from './logger.js';
 
 export interface InProcessBrokerOptions {
   /** How long a nacked delivery waits before it is offered again (default 100 ms). */
@@ -10,7 +10,7 @@ export interface InProcessBrokerOptions {
    * its events leave the durable queues: the publisher still has them and sends them again (default 10 s).
    */
   readonly confirmTimeoutMs?: number;
-  readonly logger?: BrokerLogger;
+  readonly logger?: Pick<Logger, 'info' | 'warn' | 'error'>;
 }
 
 type Handler = (delivery: Delivery) => Promise<void> | void;
@@ -80,9 +80,9 @@ export function createInProcessBroker(options: InProcessBrokerOptions = {}): Bro
 
   // Deferred so that handlers never run inside publish(), ack() or consume().
   function scheduleDispatch(queue: Queue): void {
-    // Stryker disable next-line ConditionalExpression,LogicalOperator: dispatch() stops by itself once closed; this only saves a microtask
+    // Stryker disable next-line ConditionalExpression,LogicalOperator: dispatch() stops by itself once closed
     if (queue.dispatchScheduled || closed) return;
-    // Stryker disable next-line BooleanLiteral: a second scheduled dispatch finds nothing left to deliver; it only costs a microtask
+    // Stryker disable next-line BooleanLiteral: a second dispatch finds nothing to deliver
     queue.dispatchScheduled = true;
     queueMicrotask(() => {
       queue.dispatchScheduled = false;
@@ -100,7 +100,7 @@ export function createInProcessBroker(options: InProcessBrokerOptions = {}): Bro
 
   function nextFreeConsumer(queue: Queue): Consumer | undefined {
     const count = queue.consumers.length;
-    // Stryker disable next-line EqualityOperator: one more turn wraps to the consumer the loop began with, already found busy
+    // Stryker disable next-line EqualityOperator: one more turn meets the first consumer again, busy
     for (let i = 0; i < count; i++) {
       const index = (queue.nextConsumer + i) % count;
       const consumer = queue.consumers[index]!;
@@ -227,8 +227,7 @@ export function createInProcessBroker(options: InProcessBrokerOptions = {}): Bro
     onStateChange() {},
 
     async close(): Promise<void> {
-      // Stryker disable next-line ConditionalExpression: closing again finds every timer, publish and queue already cleared
-      if (closed) return;
+      // Closing again finds every timer, publish and queue already cleared.
       closed = true;
       for (const timer of redeliveryTimers) clearTimeout(timer);
       redeliveryTimers.clear();

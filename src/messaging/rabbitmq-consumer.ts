@@ -1,7 +1,7 @@
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import type { Logger } from '../logger.js';
 import type { ConsumerOptions, Delivery } from './broker.js';
 import { decodeEvent } from './decode.js';
-import type { BrokerLogger } from './logger.js';
 
 /** The message header that carries an event's place in the log. */
 export const LOG_POSITION_HEADER = 'x-log-position';
@@ -15,7 +15,7 @@ export type Handler = (delivery: Delivery) => Promise<void> | void;
 
 export interface ConsumerContext {
   readonly exchange: string;
-  readonly logger: BrokerLogger;
+  readonly logger: Pick<Logger, 'warn' | 'error'>;
   readonly redeliveryDelayMs: number;
   /** Called when the consumer's channel ends or the server cancels it; the owner reconnects. */
   readonly onLost: () => void;
@@ -37,7 +37,12 @@ export function durableQueueArguments(type: DurableQueueType, serverVersion: str
 }
 
 /** Declares and binds a durable, shared queue; returns its name. */
-export async function declareDurableQueue(channel: Channel, exchange: string, name: string, args: Record<string, unknown> = {}): Promise<string> {
+export async function declareDurableQueue(
+  channel: Channel,
+  exchange: string,
+  name: string,
+  args: Record<string, unknown> = {},
+): Promise<string> {
   let queue: string;
   try {
     ({ queue } = await channel.assertQueue(name, { durable: true, arguments: args }));
@@ -45,7 +50,8 @@ export async function declareDurableQueue(channel: Channel, exchange: string, na
     // 406 PRECONDITION_FAILED: the queue exists with another type or other arguments, which never change.
     if ((error as { code?: unknown }).code !== 406) throw error;
     throw new Error(
-      `${(error as Error).message}. A queue's type is fixed when it is first declared: drain and delete queue ${name}, or name a new one in RABBITMQ_CHANGELOG_QUEUE`,
+      `${(error as Error).message}. A queue's type is fixed when it is first declared: ` +
+        `drain and delete queue ${name}, or name a new one in RABBITMQ_CHANGELOG_QUEUE`,
       { cause: error },
     );
   }
@@ -57,7 +63,7 @@ async function declareQueue(channel: Channel, context: ConsumerContext, options:
   const { exchange } = context;
   if (options.durable) return declareDurableQueue(channel, exchange, options.queue!, context.durableArguments);
   // Server-named and deleted with this connection: every instance gets every event.
-  // Stryker disable next-line BooleanLiteral: each of exclusive and autoDelete alone removes this server-named queue with its connection, which no one else can name
+  // Stryker disable next-line BooleanLiteral: either flag alone removes this queue with its connection
   const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
   await channel.bindQueue(queue, exchange, ORDER_EVENTS_PATTERN);
   return queue;
@@ -136,8 +142,8 @@ export async function startConsumer(
       });
   };
 
-  // Stryker disable next-line ObjectLiteral: amqplib's noAck is false by default; it is spelled out for the reader
-  await channel.consume(queue, onMessage, { noAck: false });
+  // Acknowledged one by one (amqplib's default).
+  await channel.consume(queue, onMessage);
   // Stryker disable next-line ConditionalExpression: a channel that closed during consume() already reported the loss
   if (!alive) return;
   subscribed = true;

@@ -1,7 +1,8 @@
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
+import { Backoff, jittered } from '../backoff.js';
 import { EXCHANGE } from '../events/envelope.js';
+import { silentLogger, type Logger } from '../logger.js';
 import type { Broker, BrokerState, ConsumerOptions, Publication } from './broker.js';
-import { silentLogger, type BrokerLogger } from './logger.js';
 import {
   declareDurableQueue,
   durableQueueArguments,
@@ -17,7 +18,7 @@ export interface RabbitMqBrokerOptions {
   readonly url: string;
   /** Durable topic exchange the events go to (default `orders`). */
   readonly exchange?: string;
-  readonly logger?: BrokerLogger;
+  readonly logger?: Pick<Logger, 'info' | 'warn' | 'error'>;
   /** First reconnect delay; it doubles per failed attempt up to reconnectMaxMs (defaults 100 ms, 5 s). */
   readonly reconnectMinMs?: number;
   readonly reconnectMaxMs?: number;
@@ -38,8 +39,6 @@ export interface RabbitMqBrokerOptions {
 interface ConsumerSpec {
   readonly options: ConsumerOptions;
   readonly handler: Handler;
-  /** The connection this consumer was last started on, so it is started once per connection. */
-  connection?: ChannelModel;
 }
 
 /**
@@ -49,8 +48,6 @@ interface ConsumerSpec {
 export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
   const exchange = options.exchange ?? EXCHANGE;
   const logger = options.logger ?? silentLogger;
-  const reconnectMinMs = options.reconnectMinMs ?? 100;
-  const reconnectMaxMs = options.reconnectMaxMs ?? 5000;
   const confirmTimeoutMs = options.confirmTimeoutMs ?? 10_000;
   const connectTimeoutMs = options.connectTimeoutMs ?? 5000;
   const redeliveryDelayMs = options.redeliveryDelayMs ?? 100;
@@ -68,14 +65,14 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
   let connection: ChannelModel | undefined;
   let publisher: ConfirmChannel | undefined;
   let closed = false;
-  let failedAttempts = 0;
+  const reconnects = new Backoff({ minMs: options.reconnectMinMs ?? 100, maxMs: options.reconnectMaxMs ?? 5000 });
   let retryTimer: NodeJS.Timeout | undefined;
   let connecting: Promise<void> | undefined;
   // connection.blocked can arrive while the topology is still being set up, before the state is 'up'.
   let blocked = false;
 
   function connectNow(): void {
-    // Stryker disable next-line ArrowFunction: only close() reads `connecting`, and awaiting a settled connect is awaiting nothing
+    // Stryker disable next-line ArrowFunction: only close() awaits `connecting`, and a settled one is nothing
     connecting = connect().finally(() => (connecting = undefined));
   }
 
@@ -84,11 +81,11 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
     let conn: ChannelModel;
     try {
       // Nagle would hold small frames (publishes, acks) back for the peer's delayed ACK: tens of ms each.
-      // Stryker disable next-line BooleanLiteral: Nagle changes only how soon frames leave, never what is sent or in what order
+      // Stryker disable next-line BooleanLiteral: Nagle changes only when frames leave
       conn = await amqp.connect(url, { timeout: connectTimeoutMs, noDelay: true });
     } catch (err) {
       // Once per outage, not per attempt: "connected to RabbitMQ" says when it is over.
-      if (failedAttempts === 0) logger.warn({ err, target }, 'cannot connect to RabbitMQ; retrying with back-off');
+      if (reconnects.failures === 0) logger.warn({ err, target }, 'cannot connect to RabbitMQ; retrying with back-off');
       scheduleReconnect();
       return;
     }
@@ -117,7 +114,7 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
       return;
     }
     if (connection !== conn || closed) return;
-    failedAttempts = 0;
+    reconnects.reset();
     setState(blocked ? 'blocked' : 'up');
     logger.info({ target, exchange }, 'connected to RabbitMQ');
   }
@@ -126,16 +123,14 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
     const channel = await conn.createConfirmChannel();
     channel.on('error', (err: unknown) => logger.warn({ err }, 'RabbitMQ publish channel error'));
     channel.on('close', () => lose(conn, 'publish channel closed'));
-    // Stryker disable next-line ObjectLiteral: amqplib declares an exchange durable unless told otherwise, so {} asks for the same
-    await channel.assertExchange(exchange, 'topic', { durable: true });
+    // Durable: amqplib's default.
+    await channel.assertExchange(exchange, 'topic');
     for (const queue of options.declareQueues ?? []) await declareDurableQueue(channel, exchange, queue, durableArgumentsOn(conn));
     return channel;
   }
 
   async function startOn(conn: ChannelModel, spec: ConsumerSpec): Promise<void> {
-    // Stryker disable next-line ConditionalExpression: unreachable today: connect() starts consumers only before 'up' and consume() only after, so none meets a connection twice
-    if (spec.connection === conn) return;
-    spec.connection = conn;
+    // Each consumer meets a connection once: connect() starts consumers only before 'up', and consume() only after.
     await startConsumer(conn, spec.options, spec.handler, {
       exchange,
       logger,
@@ -159,10 +154,8 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
   function scheduleReconnect(): void {
     if (closed || retryTimer) return;
     setState('down');
-    const ceiling = Math.min(reconnectMaxMs, reconnectMinMs * 2 ** Math.min(failedAttempts, 30));
-    failedAttempts++;
     // Jittered so that many instances do not reconnect in lockstep after an outage.
-    const delay = ceiling / 2 + (Math.random() * ceiling) / 2;
+    const delay = jittered(reconnects.next());
     retryTimer = setTimeout(() => {
       retryTimer = undefined;
       connectNow();
@@ -183,7 +176,8 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
     });
   }
 
-  const durableArgumentsOn = (conn: ChannelModel) => durableQueueArguments(options.durableQueueType ?? 'classic', String(conn.connection.serverProperties.version ?? ''));
+  const durableArgumentsOn = (conn: ChannelModel) =>
+    durableQueueArguments(options.durableQueueType ?? 'classic', String(conn.connection.serverProperties.version ?? ''));
 
   connectNow();
 
@@ -239,7 +233,7 @@ export function createRabbitMqBroker(options: RabbitMqBrokerOptions): Broker {
 
 async function closeQuietly(conn: ChannelModel): Promise<void> {
   try {
-    // Stryker disable next-line StringLiteral: the error is swallowed just below; no one reads its message
+    // Stryker disable next-line StringLiteral: the error is swallowed below
     await withTimeout(conn.close(), 2000, 'RabbitMQ close timed out');
   } catch {
     // Already closed or unreachable: nothing left to release.

@@ -1,6 +1,13 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { RelayMetrics } from '../outbox/relay.js';
 import { processRegistry } from './process.js';
+
+/** What the outbox relay calls as it works. */
+export interface RelayHooks {
+  /** The broker confirmed a batch of `events`, `seconds` after it was handed to it. */
+  confirmed(events: number, seconds: number): void;
+  /** A pass failed and will be retried after a back-off; `dependency` is what failed. */
+  failed(dependency: string): void;
+}
 
 export interface ServiceInfo {
   role: string;
@@ -64,9 +71,13 @@ export class ServiceMetrics {
   }
 
   /** Hooks for the outbox relay: confirm latency and batches, failures by dependency. */
-  relayHooks(): RelayMetrics {
+  relayHooks(): RelayHooks {
     const batches = new Counter({ name: 'outbox_relay_batches_total', help: 'Batches the broker confirmed', registers: [this.registry] });
-    const events = new Counter({ name: 'outbox_relay_events_total', help: 'Events the broker confirmed (a batch shipped again counts again)', registers: [this.registry] });
+    const events = new Counter({
+      name: 'outbox_relay_events_total',
+      help: 'Events the broker confirmed (a batch shipped again counts again)',
+      registers: [this.registry],
+    });
     const confirm = new Histogram({
       name: 'outbox_relay_confirm_seconds',
       help: 'Time from handing a batch to the broker to its publisher confirm',

@@ -116,7 +116,7 @@ export class Client {
   /** Like write, but first waits (up to stallTimeoutMs) for room in the send buffer: replays can be long. */
   async writePaced(out: Outgoing): Promise<boolean> {
     const deadline = Date.now() + this.limits.stallTimeoutMs;
-    // Stryker disable next-line EqualityOperator: `<=` waits one millisecond longer, which no test can tell apart
+    // Stryker disable next-line EqualityOperator: `<=` waits one millisecond longer
     while (this.isOpen() && !this.makeRoomFor(out.frame.length) && Date.now() < deadline) {
       await sleep(DRAIN_POLL_MS);
     }

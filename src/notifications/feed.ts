@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { OrderEvent } from '../events/envelope.js';
 import { comparePositions, formatPosition, LOG_START, parsePosition, type LogPosition } from '../events/log-position.js';
+import type { Logger } from '../logger.js';
 import type { Delivery } from '../messaging/broker.js';
 import type { NotificationHub } from './hub.js';
 
@@ -30,16 +31,10 @@ export interface LogReader {
   holds(eventId: string): Promise<boolean>;
 }
 
-export interface FeedLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
-
 export interface FeedOptions {
   readonly hub: NotificationHub;
   readonly log: LogReader;
-  readonly logger: FeedLogger;
+  readonly logger: Pick<Logger, 'info' | 'warn' | 'error'>;
   /** Past this many missed events the gap is not filled: clients are closed with 4010 and resume (default 10,000). */
   readonly gapLimit?: number;
   readonly pageSize?: number;
@@ -68,7 +63,10 @@ export interface NotifierFeed {
   unsubscribed(): void;
   /** Subscribed and caught up: only then may clients connect, or they would miss what the queue did not exist for. */
   ready(): boolean;
-  /** Resolves true once ready, or false if not within `ms`: a client connecting as the queue is bound waits a moment rather than retrying. */
+  /**
+   * Resolves true once ready, or false if not within `ms`: a client connecting as the queue is bound waits a
+   * moment rather than retrying.
+   */
   whenReady(ms: number): Promise<boolean>;
   stats(): FeedStats;
 }
@@ -109,11 +107,20 @@ export function createNotifierFeed(options: FeedOptions): NotifierFeed {
     if (at && (!last || comparePositions(at, last.at) > 0)) last = { at, id };
   }
 
-  function send(event: OrderEvent, body: Buffer, logPosition: string | undefined, requestId: string | undefined, source: 'live' | 'log'): void {
+  function send(
+    event: OrderEvent,
+    body: Buffer,
+    logPosition: string | undefined,
+    requestId: string | undefined,
+    source: 'live' | 'log',
+  ): void {
     const outcome = hub.broadcast(event, body, logPosition);
     advance(parsePosition(logPosition), event.id);
     // With the request that wrote the event: an order can be followed from its POST to its frames.
-    logger.info({ event_id: event.id, order_id: event.order_id, sequence: event.sequence, request_id: requestId, outcome, source }, 'notification broadcast');
+    logger.info(
+      { event_id: event.id, order_id: event.order_id, sequence: event.sequence, request_id: requestId, outcome, source },
+      'notification broadcast',
+    );
   }
 
   function sendLive(delivery: Delivery): void {
@@ -167,7 +174,8 @@ export function createNotifierFeed(options: FeedOptions): NotifierFeed {
     stats.rewinds += 1;
     logger.error(
       { ...evidence, last_position: last && formatPosition(last.at), last_event_id: last?.id },
-      'event log rewound: the database no longer holds events this notifier broadcast (a failover to a standby that lacked them); clients are told to reload (4011)',
+      'event log rewound: the database no longer holds events this notifier broadcast ' +
+        '(a failover to a standby that lacked them); clients are told to reload (4011)',
     );
     last = undefined;
     hub.reset(CLOSE_RELOAD, 'the event log was rewound; reload and reconnect without after');
@@ -207,8 +215,7 @@ export function createNotifierFeed(options: FeedOptions): NotifierFeed {
       if (kept === false) {
         rewound({ on: 'resubscribe' });
         await placeAtHead();
-      }
-      else if (kept === undefined) abandon('the event log could not be read');
+      } else if (kept === undefined) abandon('the event log could not be read');
       else await sendMissed();
     }
     subscribedBefore = true;

@@ -1,15 +1,11 @@
 import { WebSocket } from 'ws';
 import type { OrderEvent } from '../events/envelope.js';
+import { silentLogger, type Logger } from '../logger.js';
 import { catchUp, type ReplayAfter } from './catch-up.js';
 import { Client, type ClientCounters, type ClientFilter } from './client.js';
 import { createWriteCoalescer } from './coalesce.js';
 import { toOutgoing } from './frame.js';
 import { createEventLedger, type Verdict } from './ledger.js';
-
-export interface HubLogger {
-  debug(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
 
 export interface NotificationHubOptions {
   /** Send buffer past which a client is disconnected with 4008 (default 1 MiB). */
@@ -26,7 +22,7 @@ export interface NotificationHubOptions {
   readonly recentEventIds?: number;
   /** Orders whose last sequence is remembered to drop stale events (default 100,000). */
   readonly trackedOrders?: number;
-  readonly logger?: HubLogger;
+  readonly logger?: Pick<Logger, 'debug' | 'warn'>;
 }
 
 export interface ConnectOptions {
@@ -71,8 +67,6 @@ export interface NotificationHub {
   /** Closes every client with 1001 and resolves when all are gone. */
   close(): Promise<void>;
 }
-
-const silentLogger: HubLogger = { debug() {}, warn() {} };
 
 export function createNotificationHub(options: NotificationHubOptions = {}): NotificationHub {
   const limits = {
@@ -188,12 +182,15 @@ export function createNotificationHub(options: NotificationHubOptions = {}): Not
     async close() {
       closed = true;
       clearInterval(pinger);
-      const gone = [...clients].map((client) => new Promise<void>((resolve) => {
-        // Stryker disable next-line ConditionalExpression: ws sets CLOSED and emits 'close' in one step (emitClose), and connect()'s 'close' handler drops the client, so no client here is CLOSED; kept so that shutdown can never wait for a 'close' already emitted
-        if (client.socket.readyState === WebSocket.CLOSED) resolve();
-        else client.socket.once('close', () => resolve());
-        client.closeWith(1001, 'server shutting down');
-      }));
+      const gone = [...clients].map(
+        (client) =>
+          new Promise<void>((resolve) => {
+            // Stryker disable next-line ConditionalExpression: never CLOSED here (ws closes and emits in one step); kept for safety
+            if (client.socket.readyState === WebSocket.CLOSED) resolve();
+            else client.socket.once('close', () => resolve());
+            client.closeWith(1001, 'server shutting down');
+          }),
+      );
       await Promise.all(gone);
     },
   };

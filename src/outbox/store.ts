@@ -44,11 +44,7 @@ LIMIT $3`;
 /** The next readable events after `after`, in log order. */
 export async function readAfter(db: Queryable, after: LogPosition, limit: number): Promise<LoggedEvent[]> {
   type Row = { xid: string; position: number; id: string; type: EventType; order_id: number; payload: string; request_id: string | null };
-  const rows = await db.query<Row>(READ_AFTER, [
-    after.xid,
-    after.position,
-    limit,
-  ]);
+  const rows = await db.query<Row>(READ_AFTER, [after.xid, after.position, limit]);
   return rows.map((r) => ({
     at: { xid: r.xid, position: Number(r.position) },
     id: r.id,
@@ -150,7 +146,8 @@ export async function deleteShippedBefore(db: Queryable, retentionHours: number,
 /** The last readable event: where a new reader of the live stream starts. */
 export async function logHead(db: Queryable): Promise<{ at: LogPosition; id: string } | undefined> {
   const [row] = await db.query<{ xid: string; position: number; id: string }>(
-    `SELECT o.xid::text AS xid, o.position, o.event_id::text AS id FROM outbox o WHERE ${READABLE} ORDER BY o.xid DESC, o.position DESC LIMIT 1`,
+    `SELECT o.xid::text AS xid, o.position, o.event_id::text AS id FROM outbox o
+     WHERE ${READABLE} ORDER BY o.xid DESC, o.position DESC LIMIT 1`,
   );
   return row ? { at: { xid: row.xid, position: Number(row.position) }, id: row.id } : undefined;
 }

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { HubLogger } from '../../src/notifications/hub.js';
+import type { Logger } from '../../src/logger.js';
 import { connect, createEventTable, deferred, makeEvent, rawClient, startNotifier, waitFor, type Notifier } from './harness.js';
 
 let notifier: Notifier;
@@ -15,7 +15,7 @@ interface LogLine {
   msg: string;
 }
 
-function recordingLogger(): HubLogger & { lines: LogLine[] } {
+function recordingLogger(): Pick<Logger, 'debug' | 'warn'> & { lines: LogLine[] } {
   const lines: LogLine[] = [];
   return {
     lines,

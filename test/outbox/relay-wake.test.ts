@@ -7,7 +7,7 @@ import { startOutboxRelay, WAKE_CHANNEL, type OutboxRelay } from '../../src/outb
 import { LOG_START, readAfter } from '../../src/outbox/store.js';
 import { databaseKinds } from '../helpers/databases.js';
 import { makeEvent } from '../helpers/events.js';
-import { migratedDatabase, orderEvents, tap, useCleanups, writeOutboxEvents } from '../helpers/outbox.js';
+import { migratedDatabase, orderEvents, tap, useCleanups, waitUntilReadable, writeOutboxEvents } from '../helpers/outbox.js';
 
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -108,6 +108,9 @@ for (const { kind, skip } of databaseKinds()) {
 
         const events = [makeEvent({ orderId: 1 }), makeEvent({ orderId: 2 })];
         await writeOutboxEvents(other, events);
+        // A transaction open anywhere on the server (another test's) holds new rows back, and a NOTIFY that
+        // finds nothing readable leaves them to the active relay's sweep: wake once they can be read.
+        await waitUntilReadable(other, events.length);
         for (let i = 0; i < 50; i++) standby.wake();
         await expect.poll(() => got.length, { timeout: 10_000 }).toBe(events.length);
         await sleep(200);

@@ -139,7 +139,7 @@ for (const { kind, skip } of databaseKinds()) {
         await expect.poll(() => second.isActive(), { timeout: 5_000 }).toBe(true);
         await writeOutboxEvents(other, events.slice(9));
         second.wake();
-        await expect.poll(() => got.length).toBe(events.length);
+        await expect.poll(() => got.length, { timeout: 10_000 }).toBe(events.length);
         expect(got.map((e) => e.id)).toEqual(events.map((e) => e.id));
       });
     });
