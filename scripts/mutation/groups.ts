@@ -61,6 +61,7 @@ export const GROUPS: readonly Group[] = [
         'health',
         'request-id',
         'openapi',
+        'openapi-texts',
         'console-files',
         'problems',
         'problems-handlers',
@@ -75,7 +76,11 @@ export const GROUPS: readonly Group[] = [
   {
     name: 'outbox',
     mutate: ['src/outbox/*.ts', 'src/backoff.ts', 'src/config.ts'],
-    tests: [...t('outbox', 'relay', 'relay-failures', 'relay-wake', 'relay-passes', 'store'), 'test/backoff.test.ts', 'test/config.test.ts'],
+    tests: [
+      ...t('outbox', 'relay', 'relay-failures', 'relay-wake', 'relay-passes', 'store'),
+      'test/backoff.test.ts',
+      'test/config.test.ts',
+    ],
   },
   {
     name: 'notifications',
