@@ -1,5 +1,9 @@
+/** The broker is not taking publishes: down, still connecting, or blocked (a memory or disk alarm). */
 export class BrokerUnavailable extends Error {
   override name = 'BrokerUnavailable';
+  constructor(readonly state: string) {
+    super(`RabbitMQ is ${state}`);
+  }
 }
 
 /** A failure of the relay's own database work, which ends its session (and so its lock). */

@@ -1,6 +1,6 @@
 import { Backoff } from '../backoff.js';
 import type { Logger } from '../logger.js';
-import { DatabaseFailure } from './failures.js';
+import { BrokerUnavailable, DatabaseFailure } from './failures.js';
 
 export interface RetryMetrics {
   /** A pass failed and will be retried after a back-off. */
@@ -43,7 +43,10 @@ export function createRetry(options: RetryOptions): Retry {
     metrics?.failed(kind);
     if (trouble !== kind) {
       trouble = kind;
-      logger.warn({ err: error }, `outbox relay cannot reach the ${kind}; events wait in the outbox and go out when it recovers`);
+      // A blocked broker answers, but refuses publishes until its alarm clears.
+      const blocked = error instanceof BrokerUnavailable && error.state === 'blocked';
+      const what = blocked ? 'cannot publish: RabbitMQ blocks publishers (a memory or disk alarm)' : `cannot reach the ${kind}`;
+      logger.warn({ err: error }, `outbox relay ${what}; events wait in the outbox and go out when it recovers`);
     }
     return backoff.next();
   }

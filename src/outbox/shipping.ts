@@ -94,7 +94,7 @@ export function createShipping(options: ShippingOptions): Shipping {
           more = batch.length === batchSize;
           if (batch.length === 0) break;
           // Checked per batch: a broker that is away fails at once, nothing is read in vain.
-          if (broker.state() !== 'up') throw new BrokerUnavailable(`RabbitMQ is ${broker.state()}`);
+          if (broker.state() !== 'up') throw new BrokerUnavailable(broker.state());
           cursor = batch.at(-1)!.at;
           for (const b of batch) highestOrderId = Math.max(highestOrderId, b.orderId);
           const started = performance.now();

@@ -154,6 +154,24 @@ for (const { kind, skip } of databaseKinds()) {
       await expect.poll(() => logger.count(RECOVERED)).toBe(2);
     });
 
+    it('when the broker blocks publishers (an alarm), then the warning says so rather than that it cannot be reached, and the events go out once it is up', async () => {
+      const { db, broker, control, got, logger } = await setUp();
+      control.setState('blocked');
+      const events = orderEvents(1);
+      await writeOutboxEvents(db, events);
+      relay({ db, broker, logger });
+      await expect.poll(() => logger.warnings().length, { timeout: 10_000 }).toBe(1);
+      expect(logger.warnings()[0]).toMatchObject({
+        msg: 'outbox relay cannot publish: RabbitMQ blocks publishers (a memory or disk alarm); events wait in the outbox and go out when it recovers',
+        obj: { err: { name: 'BrokerUnavailable', message: 'RabbitMQ is blocked', state: 'blocked' } },
+      });
+      expect(control.publishes).toEqual([]);
+
+      control.setState('up');
+      await expect.poll(() => got.length, { timeout: 10_000 }).toBe(events.length);
+      expect(logger.warnings()).toHaveLength(1);
+    });
+
     it('when the broker is down, then new events and other state changes do not end the back-off, and its coming back does at once', async () => {
       const { db, broker, control, got, logger, metrics } = await setUp();
       control.setState('down');
