@@ -260,6 +260,25 @@ for (const { kind, skip } of databaseKinds()) {
       await expect.poll(() => readCheckpoint(db)).toEqual(all.at(-1)!.at);
     });
 
+    it('when events are written and it is woken while a batch awaits its confirm, then they go out right after, not at the next sweep', async () => {
+      const { db, broker, control, got } = await setUp();
+      control.holdConfirms = true;
+      const first = orderEvents(1);
+      await writeOutboxEvents(db, first);
+      await waitUntilReadable(db, first.length);
+      const running = relay({ db, broker, sweepMs: 600_000 });
+      await expect.poll(() => control.held.length, { timeout: 10_000 }).toBe(1);
+
+      const later = [makeEvent({ orderId: 50 })];
+      await writeOutboxEvents(db, later);
+      await waitUntilReadable(db, first.length + later.length);
+      running.wake();
+      control.holdConfirms = false;
+      control.releaseOne();
+      await expect.poll(() => got.length, { timeout: 5_000 }).toBe(first.length + later.length);
+      expect(control.publishes).toHaveLength(2);
+    });
+
     it('when confirms are slow and no limit is given, then four batches wait for them at most', async () => {
       const { db, broker, control } = await setUp();
       control.holdConfirms = true;
